@@ -1,0 +1,29 @@
+# The README's two commands. Both create .venv on first use and install everything into it.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+# torch/torchvision pair that imports together on CPU (clean-fid needs torchvision).
+TORCH   ?= torch==2.14.1 torchvision==0.29.1
+STAMP   := $(VENV)/.installed
+
+.PHONY: demo test install clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: run the whole notebook series on the embedded `tiny` default (offline, CPU).
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m smplora_nb notebooks --profile tiny
+
+## make test: the test suite, including a papermill run of every notebook at small sizes.
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean-outputs:
+	find outputs -mindepth 1 -not -name README.md -not -name .gitignore -delete

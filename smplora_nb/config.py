@@ -1,0 +1,190 @@
+"""Configuration: one dataclass per stage, named profiles, and validation with clear errors.
+
+Profiles
+--------
+``tiny``  (default) runs offline on a 2-core CPU: a Stable-Diffusion-architecture model built and pretrained by the
+          package on the public split of scikit-learn's digits, 16 px images, 4x8x8 latents.
+``paper`` follows Luo et al., AAAI 2025 (arXiv 2402.11989), Table 5 and App. F: SD v1.5, LoRA rank 64 / alpha 32,
+          lr 1e-4, proxy lr 1e-5, lam 0.05, batch 1, 400 epochs, 512 px, seed 1337.
+
+Every field name is unique across stages, so a notebook's papermill parameters are one flat set of literals:
+``config.make("tiny", dataset="folder:/data/pokemon", lam=0.1)``. Unknown names and out-of-range values raise a
+``ValueError`` that names the field and the allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+METHODS = ("lora", "mp_lora", "smp_lora")
+SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"          # "digits" (built in), "folder:PATH" (images + .txt captions) or "hub:ID"
+    resolution: int = 16             # image side in pixels after resize + center crop (paper: 512)
+    caption_prefix: str = ""         # prepended to every caption, e.g. "pokemon, " as in the official code
+
+
+@dataclass
+class SplitConfig:
+    member_aux: int = 200            # members the attacker knows (D_aux side); paper Pokemon: 200
+    member_te: int = 233             # members used only for evaluation; paper Pokemon code: 233
+    nonmember_aux: int = 200         # non-members the attacker knows; paper: 200
+    nonmember_te: int = 200          # non-members used only for evaluation; paper: 200
+    public: int = -1                 # images for pretraining the tiny base: -1 = all that remain, 0 = none
+    identity_aware: bool = False     # non-members are held-out images of the members' identities (CelebA)
+    images_per_identity: int = 8     # identity mode: images per identity (CelebA sets: 8); 0 = varying, U{1..4}
+    gender_ratio: float = -1.0       # identity mode: fraction of identities with the majority gender; -1 = any
+    split_seed: int = 1337           # seed of the split (independent of the training seed)
+
+
+@dataclass
+class ModelConfig:
+    base: str = "tiny"               # "tiny" (built and pretrained here), a hub id, a folder or a .safetensors file
+    unet_channels: tuple = (32, 64)  # tiny U-Net block widths (SD v1.5: 320, 640, 1280, 1280)
+    text_dim: int = 32               # tiny CLIP text width = U-Net cross-attention dim (SD v1.5: 768)
+    text_layers: int = 2             # tiny CLIP text encoder depth (SD v1.5: 12)
+    vae_channels: tuple = (32, 64)   # tiny VAE widths: two blocks = 2x downsampling, 16 px -> 4x8x8 latents
+    vae_steps: int = 300             # tiny VAE pretraining steps on the public split
+    pretrain_steps: int = 1200       # tiny U-Net pretraining steps on the public split
+    pretrain_batch_size: int = 64    # batch size of both pretraining loops
+    pretrain_lr: float = 2e-3        # AdamW learning rate of both pretraining loops
+    caption_dropout: float = 0.1     # fraction of empty captions in U-Net pretraining (classifier-free guidance)
+    sample_steps: int = 25           # denoising steps when generating images (DDIM on the saved DDPM schedule)
+    guidance_scale: float = 3.0      # classifier-free guidance when generating images (SD default: 7.5)
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"             # "lora", "mp_lora" or "smp_lora"
+    lora_rank: int = 16              # LoRA rank r (paper: 64)
+    lora_alpha: float = 16.0         # LoRA alpha; scale = alpha / r (paper: 32)
+    lr: float = 1e-3                 # LoRA learning rate (paper eta2: 1e-4)
+    text_encoder_lr: float = 0.0     # text-encoder LoRA learning rate; 0 = U-Net only (official code: 1e-5)
+    proxy_lr: float = 1e-3           # proxy attack learning rate (paper eta1: 1e-5)
+    proxy_weight_decay: float = 1e-4  # proxy attack Adam weight decay (official code: 1e-4)
+    lam: float = 0.05                # privacy weight lambda (paper App. F: 0.05)
+    delta: float = 1e-5              # SMP-LoRA denominator offset delta (paper: 1e-5)
+    k_steps: int = 1                 # proxy updates per LoRA step (official code: 1)
+    batch_size: int = 32             # LoRA batch size (paper: 1)
+    epochs: int = 300                # passes over D_tr (paper: 400)
+    seed: int = 1337                 # training seed (paper code: 1337)
+    mixed_precision: str = "no"      # "no", "fp16" or "bf16" (accelerate)
+
+
+@dataclass
+class Config:
+    profile: str = "tiny"
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+STAGES = ("data", "split", "model", "train")
+
+PROFILES: dict[str, dict] = {
+    "tiny": {},
+    "paper": dict(
+        resolution=512, caption_prefix="", public=0, split_seed=1337,
+        base=SD15_HUB_ID, lora_rank=64, lora_alpha=32.0, lr=1e-4, text_encoder_lr=1e-5, proxy_lr=1e-5,
+        lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16",
+        sample_steps=50, guidance_scale=7.5,
+    ),
+}
+
+INF = math.inf
+# Allowed ranges (inclusive) for numeric fields, and allowed values for categorical ones.
+RANGES = {
+    "resolution": (8, 4096), "member_aux": (1, INF), "member_te": (1, INF), "nonmember_aux": (1, INF),
+    "nonmember_te": (1, INF), "public": (-1, INF), "images_per_identity": (0, INF), "gender_ratio": (-1.0, 1.0),
+    "text_dim": (8, INF), "text_layers": (1, INF), "vae_steps": (0, INF), "pretrain_steps": (0, INF),
+    "pretrain_batch_size": (1, INF), "pretrain_lr": (1e-8, 1.0), "caption_dropout": (0.0, 1.0),
+    "sample_steps": (1, 1000), "guidance_scale": (0.0, 100.0), "lora_rank": (1, 4096), "lora_alpha": (1e-6, INF),
+    "lr": (1e-10, 1.0), "text_encoder_lr": (0.0, 1.0), "proxy_lr": (0.0, 1.0), "proxy_weight_decay": (0.0, 1.0),
+    "lam": (0.0, 1e4), "delta": (1e-12, 1.0), "k_steps": (0, INF), "batch_size": (1, INF), "epochs": (1, INF),
+}
+CHOICES = {"method": METHODS, "mixed_precision": ("no", "fp16", "bf16"), "profile": tuple(PROFILES)}
+INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
+            "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
+            "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed"}
+STRINGS = {"dataset", "caption_prefix", "base"}
+
+
+def field_names() -> dict[str, str]:
+    """Map every flat parameter name to the stage that owns it."""
+    owner = {}
+    for stage in STAGES:
+        for f in dataclasses.fields(Config.__dataclass_fields__[stage].default_factory):
+            assert f.name not in owner, f"duplicate config field {f.name}"
+            owner[f.name] = stage
+    return owner
+
+
+def make(profile: str = "tiny", **overrides) -> Config:
+    """Build a validated config from a named profile plus flat overrides (e.g. ``lam=0.1``)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    cfg = Config(profile=profile)
+    owner = field_names()
+    for name, value in {**PROFILES[profile], **overrides}.items():
+        if name not in owner:
+            raise ValueError(f"unknown config field {name!r}; allowed fields: {', '.join(sorted(owner))}")
+        setattr(getattr(cfg, owner[name]), name, value)
+    validate(cfg)
+    return cfg
+
+
+def _check(name: str, value) -> None:
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"{name} must be one of {list(CHOICES[name])}, got {value!r}")
+    if name in INTEGERS and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if name in STRINGS and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    if name == "identity_aware" and not isinstance(value, bool):
+        raise ValueError(f"identity_aware must be True or False, got {value!r}")
+    if name == "gender_ratio" and isinstance(value, (int, float)) and -1 < value < 0:
+        raise ValueError(f"gender_ratio must be -1 (any) or in [0, 1], got {value!r}")
+    if name in RANGES:
+        lo, hi = RANGES[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (lo <= value <= hi):
+            raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field; raise ValueError naming the field and the allowed range."""
+    _check("profile", cfg.profile)
+    for stage in STAGES:
+        for name, value in dataclasses.asdict(getattr(cfg, stage)).items():
+            _check(name, value)
+    d = cfg.data.dataset
+    if not isinstance(d, str) or not (d == "digits" or d.startswith(("folder:", "hub:"))) or d in ("folder:", "hub:"):
+        raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {d!r}")
+    if cfg.data.resolution % 8:
+        raise ValueError(f"resolution must be a multiple of 8, got {cfg.data.resolution}")
+    for name in ("unet_channels", "vae_channels"):
+        ch = tuple(getattr(cfg.model, name))
+        if len(ch) < 1 or any(not isinstance(c, int) or c < 8 or c % 8 for c in ch):
+            raise ValueError(f"{name} must be a non-empty tuple of multiples of 8 (>= 8), got {ch!r}")
+        setattr(cfg.model, name, ch)
+    return cfg
+
+
+def flat(cfg: Config) -> dict:
+    """The config as one flat ``{field: value}`` dict (the notebook parameter view)."""
+    out = {"profile": cfg.profile}
+    for stage in STAGES:
+        out.update(dataclasses.asdict(getattr(cfg, stage)))
+    return out
+
+
+def from_params(profile: str = "tiny", **params) -> Config:
+    """Build the config from a notebook's ``parameters`` cell: ``None`` means "the profile's value"."""
+    return make(profile, **{k: v for k, v in params.items() if v is not None})

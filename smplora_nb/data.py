@@ -1,0 +1,350 @@
+"""Datasets, captions and the paper's membership splits (smplora_nb, arXiv 2402.11989 companion).
+
+Sources (one string, the ``dataset`` parameter of every notebook):
+  ``digits``       scikit-learn's bundled 8x8 handwritten digits, rendered as coloured RGB images with captions
+                   such as "a red digit three" (works offline; the default).
+  ``folder:PATH``  images with same-stem ``.txt`` captions (the official repo's layout) or an HF imagefolder
+                   ``metadata.jsonl`` (``file_name`` + ``text``/``caption``; optional ``identity``, ``gender``).
+  ``hub:ID``       an HF hub dataset (paper profile only; needs ``datasets``; never used offline).
+
+Splits (PAPER.md, "Datasets and splits"): the private pool is cut into four disjoint sets
+
+    D_tr  = member_aux + member_te          (LoRA is trained on these)
+    D_aux = member_aux + nonmember_aux      (the attacker's and the proxy's known data)
+    D_te  = member_te + nonmember_te        (evaluation only)
+
+plus, for the ``tiny`` profile, a ``public`` set disjoint from all four on which the base model is pretrained.
+Exact-duplicate images (same pixels) are collapsed before splitting, so no image can sit on both sides.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import paths
+
+PRIVATE = ("member_aux", "member_te", "nonmember_aux", "nonmember_te")
+SETS = ("public",) + PRIVATE
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+COLORS = {"red": (1.0, 0.15, 0.1), "green": (0.1, 1.0, 0.2), "blue": (0.2, 0.4, 1.0)}
+
+
+@dataclass
+class Item:
+    id: str
+    image: np.ndarray                # (H, W, 3) uint8 at the profile's resolution
+    caption: str
+    sha256: str                      # hash of the decoded full-size RGB pixels (finds exact duplicates)
+    identity: str | None = None      # person / class identity for identity-aware splits
+    gender: str | None = None        # "female" / "male" where known (CelebA Gender split)
+    label: int | None = None         # digit class for ``digits`` (used to check generated samples)
+
+
+def pixel_hash(rgb: np.ndarray) -> str:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    return hashlib.sha256(repr(rgb.shape).encode() + rgb.tobytes()).hexdigest()
+
+
+def resize_center_crop(img: Image.Image, resolution: int) -> np.ndarray:
+    """Resize the short side to ``resolution`` and center-crop (as the paper's training scripts do)."""
+    w, h = img.size
+    s = resolution / min(w, h)
+    img = img.resize((max(resolution, round(w * s)), max(resolution, round(h * s))), Image.BICUBIC)
+    w, h = img.size
+    left, top = (w - resolution) // 2, (h - resolution) // 2
+    return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
+
+
+def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str = "") -> list[Item]:
+    """Load ``digits``, ``folder:PATH`` or ``hub:ID`` as a list of :class:`Item`."""
+    if spec == "digits":
+        items = load_digits(resolution)
+    elif spec.startswith("folder:"):
+        items = load_folder(spec[len("folder:"):], resolution)
+    elif spec.startswith("hub:"):
+        items = load_hub(spec[len("hub:"):], resolution)
+    else:
+        raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {spec!r}")
+    for it in items:
+        it.caption = caption_prefix + it.caption
+    return items
+
+
+def load_digits(resolution: int = 16) -> list[Item]:
+    """scikit-learn's 1,797 handwritten digits as coloured RGB images with captions "a <colour> digit <word>"."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    digits = sk_digits()
+    rng = np.random.default_rng(0)                                   # fixed colour assignment
+    names = list(COLORS)
+    items = []
+    for i, (gray, label) in enumerate(zip(digits.images, digits.target)):
+        g = Image.fromarray(np.uint8(np.clip(gray / 16.0, 0, 1) * 255))  # (8, 8)
+        g = np.asarray(g.resize((resolution, resolution), Image.BILINEAR), dtype=np.float32) / 255.0
+        color = names[rng.integers(len(names))]
+        rgb = np.uint8(np.round(g[..., None] * np.array(COLORS[color]) * 255))  # (H, W, 3)
+        items.append(Item(id=f"digits-{i:04d}", image=rgb, caption=f"a {color} digit {DIGIT_WORDS[label]}",
+                          sha256=pixel_hash(rgb), identity=str(int(label)), label=int(label)))
+    return items
+
+
+def _read_image(path: Path, resolution: int) -> tuple[np.ndarray, str]:
+    try:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+            full = np.asarray(rgb, dtype=np.uint8)
+            return resize_center_crop(rgb, resolution), pixel_hash(full)
+    except Exception as e:  # PIL raises many types for corrupt files
+        raise ValueError(f"cannot read image {path}: {e}") from e
+
+
+def _folder_captions(root: Path, images: list[Path]) -> dict[Path, dict]:
+    meta = root / "metadata.jsonl"
+    if meta.exists():
+        out = {}
+        for n, line in enumerate(meta.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                path = root / rec["file_name"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{meta} line {n}: expected JSON with 'file_name' ({e})") from e
+            if not path.exists():
+                raise ValueError(f"{meta} line {n}: image {path} does not exist")
+            rec["caption"] = rec.get("text", rec.get("caption", ""))
+            out[path] = rec
+        missing = [p for p in images if p not in out]
+        if missing:
+            raise ValueError(f"image {missing[0]} is not listed in {meta}")
+        return out
+    stems = {p.with_suffix(""): p for p in images}
+    for txt in sorted(root.rglob("*.txt")):
+        if txt.with_suffix("") not in stems:
+            raise ValueError(f"caption file {txt} has no image with the same stem")
+    out = {}
+    for p in images:
+        txt = p.with_suffix(".txt")
+        if not txt.exists():
+            raise ValueError(f"image {p} has no caption file {txt}")
+        out[p] = {"caption": txt.read_text().strip()}
+    return out
+
+
+def load_folder(path: str, resolution: int = 16) -> list[Item]:
+    """Images with same-stem ``.txt`` captions, or an imagefolder ``metadata.jsonl``; errors name the path."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not images:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
+    records = _folder_captions(root, images)
+    items = []
+    for p in images:
+        rec = records[p]
+        img, h = _read_image(p, resolution)
+        items.append(Item(id=str(p.relative_to(root)), image=img, caption=rec["caption"], sha256=h,
+                          identity=None if rec.get("identity") is None else str(rec["identity"]),
+                          gender=rec.get("gender")))
+    return items
+
+
+def load_hub(repo_id: str, resolution: int = 512) -> list[Item]:
+    """An HF hub dataset with an ``image`` column and a ``text``/``caption`` column (paper profile only)."""
+    try:
+        import datasets
+    except ImportError as e:
+        raise ImportError("hub datasets need the 'datasets' package: pip install 'smplora_nb[paper]'") from e
+    ds = datasets.load_dataset(repo_id, split="train")
+    col = "text" if "text" in ds.column_names else "caption"
+    items = []
+    for i, rec in enumerate(ds):
+        rgb = rec["image"].convert("RGB")
+        items.append(Item(id=f"{repo_id}-{i:06d}", image=resize_center_crop(rgb, resolution), caption=rec[col],
+                          sha256=pixel_hash(np.asarray(rgb)), identity=rec.get("identity"), gender=rec.get("gender")))
+    return items
+
+
+# ----------------------------------------------------------------------------------------------- splits
+
+def dedupe(items: list[Item]) -> list[Item]:
+    """Keep the first item of every group of exact-duplicate images."""
+    seen, out = set(), []
+    for it in items:
+        if it.sha256 not in seen:
+            seen.add(it.sha256)
+            out.append(it)
+    return out
+
+
+def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
+    """Cut ``items`` into ``public`` + the four private sets of ``split`` (a ``SplitConfig``), by ``split_seed``."""
+    pool = dedupe(items)
+    sizes = {name: getattr(split, name) for name in PRIVATE}
+    rng = np.random.default_rng(split.split_seed)
+    if split.identity_aware:
+        sets, rest = _identity_split(pool, sizes, split, rng)
+    else:
+        need = sum(sizes.values())
+        if need > len(pool):
+            raise ValueError(f"the split needs {need} private images ({sizes}), but the dataset has only "
+                             f"{len(pool)} distinct images")
+        order = [pool[i] for i in rng.permutation(len(pool))]
+        sets, start = {}, 0
+        for name in PRIVATE:
+            sets[name] = order[start:start + sizes[name]]
+            start += sizes[name]
+        rest = order[start:]
+    if split.public > len(rest):
+        raise ValueError(f"the split needs {split.public} public images, but only {len(rest)} remain after "
+                         f"{sum(sizes.values())} private images")
+    sets["public"] = rest if split.public < 0 else rest[:split.public]
+    return {name: sets[name] for name in SETS}
+
+
+def _identity_split(pool, sizes, split, rng):
+    """Identity-aware split (CelebA protocol): the non-members are held-out images of the members' identities.
+
+    Identities are drawn in random order; each contributes ``images_per_identity`` images (0: a count drawn from
+    U{1..4}, the "Varying" set), dealt in turn to member_aux, nonmember_aux, member_te, nonmember_te so that every
+    identity with two or more images appears on both sides (when the set sizes differ, the last identities fill
+    the larger sets alone). ``gender_ratio`` (>= 0) fixes the fraction of female identities. The public split
+    gets no image of an identity used here.
+    """
+    by_id: dict[str, list[Item]] = {}
+    for it in pool:
+        if it.identity is None:
+            raise ValueError(f"identity_aware split needs identity labels; item {it.id} has none")
+        by_id.setdefault(it.identity, []).append(it)
+    k, total = split.images_per_identity, sum(sizes.values())
+    ids = [i for i in sorted(by_id) if len(by_id[i]) >= max(k, 1)]
+    ids = [ids[j] for j in rng.permutation(len(ids))]
+    counts = {i: min(len(by_id[i]), k or int(rng.integers(1, 5))) for i in ids}
+    if split.gender_ratio >= 0:
+        ids = _gender_order(ids, by_id, counts, total, split.gender_ratio)
+    order = ["member_aux", "nonmember_aux", "member_te", "nonmember_te"]
+    sets = {name: [] for name in PRIVATE}
+    used, turn = set(), 0
+    for ident in ids:
+        if sum(map(len, sets.values())) >= total:
+            break
+        imgs = [by_id[ident][j] for j in rng.permutation(len(by_id[ident]))][:counts[ident]]
+        for it in imgs:
+            for _ in range(4):                      # next set in the rotation that still has room
+                name = order[turn % 4]
+                turn += 1
+                if len(sets[name]) < sizes[name]:
+                    sets[name].append(it)
+                    used.add(it.id)
+                    break
+    got = sum(map(len, sets.values()))
+    if got < total:
+        raise ValueError(f"the identity-aware split needs {total} images ({sizes}) from identities with >= "
+                         f"{max(k, 1)} images each, but only {got} are available ({len(ids)} identities)")
+    private_ids = {it.identity for name in PRIVATE for it in sets[name]}
+    return sets, [it for it in pool if it.identity not in private_ids]   # public never shows a private identity
+
+
+def _gender_order(ids, by_id, counts, total, ratio):
+    """Order identities so that those the split uses have a fraction ``ratio`` of female ones: pick female next
+    while the running female count is below ``round(ratio * picked)``, until the images cover ``total``."""
+    female = [i for i in ids if by_id[i][0].gender == "female"]
+    male = [i for i in ids if by_id[i][0].gender == "male"]
+    chosen, n_f, acc = [], 0, 0
+    while acc < total:
+        want_female = n_f < round(ratio * (len(chosen) + 1))
+        source = female if want_female else male
+        if not source:
+            raise ValueError(f"gender_ratio {ratio} needs more {'female' if want_female else 'male'} identities: "
+                             f"the dataset has {len(female)} female and {len(male)} male identities with labels")
+        chosen.append(source.pop(0))
+        n_f += want_female
+        acc += counts[chosen[-1]]
+    return chosen + [i for i in ids if i not in chosen]
+
+
+# ------------------------------------------------------------------------------------- manifest and checks
+
+def manifest(splits: dict[str, list[Item]], cfg=None) -> dict:
+    """JSON-ready record of a split: item ids and content hashes per set, counts, and the config that made it."""
+    out = {"sets": {name: [{"id": it.id, "sha256": it.sha256} for it in splits[name]] for name in splits},
+           "counts": {name: len(splits[name]) for name in splits}}
+    if cfg is not None:
+        out["dataset"] = cfg.data.dataset
+        out["resolution"] = cfg.data.resolution
+        out["split"] = dict(vars(cfg.split))
+    return out
+
+
+def save_manifest(path, man: dict) -> Path:
+    return paths.write_json(Path(path), man)
+
+
+def load_manifest(path) -> dict:
+    return paths.read_json(Path(path))
+
+
+def apply_manifest(items: list[Item], man: dict) -> dict[str, list[Item]]:
+    """Rebuild the sets of a saved manifest from ``items``; raise if an id is missing or its content changed."""
+    by_id = {it.id: it for it in items}
+    out = {}
+    for name, entries in man["sets"].items():
+        out[name] = []
+        for e in entries:
+            it = by_id.get(e["id"])
+            if it is None:
+                raise ValueError(f"manifest item {e['id']} ({name}) is not in the dataset")
+            if it.sha256 != e["sha256"]:
+                raise ValueError(f"manifest item {e['id']} ({name}) has different content than when the split was made")
+            out[name].append(it)
+    return out
+
+
+def check_disjoint(splits_or_manifest) -> dict:
+    """Prove the sets share no item id and no image content; raise ``ValueError`` naming the first overlap."""
+    sets = splits_or_manifest.get("sets", splits_or_manifest)
+    owner_id, owner_hash = {}, {}
+    for name, entries in sets.items():
+        for e in entries:
+            iid, h = (e["id"], e["sha256"]) if isinstance(e, dict) else (e.id, e.sha256)
+            for key, owner, what in ((iid, owner_id, "item"), (h, owner_hash, "image content")):
+                if key in owner and owner[key] != name:
+                    raise ValueError(f"{what} {key[:16]} is in both {owner[key]} and {name}")
+                owner[key] = name
+    return {"disjoint": True, "n_items": len(owner_id), "n_distinct_images": len(owner_hash)}
+
+
+def caption_words(items: list[Item]) -> list[str]:
+    """Sorted lower-case words of all captions (the tiny tokenizer's vocabulary)."""
+    import re
+
+    return sorted({w for it in items for w in re.findall(r"[a-z]+|[0-9]", it.caption.lower())})
+
+
+def prepare(cfg) -> tuple[list[Item], dict[str, list[Item]]]:
+    """Load ``cfg.data.dataset`` and cut it by ``cfg.split``: the one call every notebook starts from."""
+    items = load_dataset(cfg.data.dataset, cfg.data.resolution, cfg.data.caption_prefix)
+    splits = make_splits(items, cfg.split)
+    check_disjoint(splits)
+    return items, splits
+
+
+def sample_captions(splits: dict[str, list[Item]], n: int = 60) -> tuple[list[str], list]:
+    """Captions for checking generated images, with their digit labels where known.
+
+    For ``digits``: every digit in every colour, in order; otherwise the first ``n`` public (else member) captions.
+    """
+    pool = splits["public"] or splits["member_aux"]
+    if pool and pool[0].id.startswith("digits-"):
+        pairs = [(f"a {c} digit {w}", d) for d, w in enumerate(DIGIT_WORDS) for c in COLORS]
+        pairs = (pairs * (n // len(pairs) + 1))[:n]
+        pairs.sort(key=lambda p: p[1])
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    return [it.caption for it in pool[:n]], [it.label for it in pool[:n]]

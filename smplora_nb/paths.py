@@ -1,0 +1,134 @@
+"""Where outputs go, atomic writes, and cache keys (part of smplora_nb, arXiv 2402.11989 companion).
+
+Every notebook writes ``outputs/<notebook-stem>/metrics.json`` and its PNG figures through this module. Writes go to
+a temporary sibling first and are renamed into place, so a crash never leaves a half-written file or folder behind.
+Cache keys are short hashes of a JSON-serialisable description (config, data hashes, code version).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ENV_VAR = "SMPLORA_OUTPUTS"
+
+
+def outputs_root() -> Path:
+    """``$SMPLORA_OUTPUTS`` if set; else ``outputs/`` of the source checkout; else ``./outputs``."""
+    if os.environ.get(ENV_VAR):
+        root = Path(os.environ[ENV_VAR])
+    else:
+        repo = Path(__file__).resolve().parent.parent
+        root = repo / "outputs" if (repo / "pyproject.toml").exists() else Path.cwd() / "outputs"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def stage_dir(stem: str) -> Path:
+    """``outputs/<stem>/`` (created), e.g. ``stage_dir("01_data_splitting")``."""
+    path = outputs_root() / stem
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str) -> Path:
+    """``outputs/cache/<kind>/`` for artifacts shared between notebooks (base models, runs)."""
+    path = outputs_root() / "cache" / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_hash(obj, n: int = 12) -> str:
+    """Stable short hash of a JSON-serialisable object (dict keys sorted)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())                       # mkstemp makes 0600; keep the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: Path, obj) -> Path:
+    """Write ``obj`` as indented JSON, atomically. NaN/inf are written as null."""
+    return atomic_write_bytes(path, json.dumps(_finite(obj), indent=2, sort_keys=True).encode())
+
+
+def read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _finite(obj):
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return _finite(obj.item())
+    return obj
+
+
+def write_metrics(stem: str, metrics: dict) -> Path:
+    """Write ``outputs/<stem>/metrics.json`` atomically and return its path."""
+    return write_json(stage_dir(stem) / "metrics.json", metrics)
+
+
+def read_metrics(stem: str) -> dict:
+    """Read another notebook's ``metrics.json`` (the only way notebooks share results)."""
+    path = outputs_root() / stem / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook {stem} first")
+    return read_json(path)
+
+
+def save_figure(fig, stem: str, name: str) -> Path:
+    """Save a matplotlib figure as ``outputs/<stem>/<name>.png`` atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(stage_dir(stem) / f"{name}.png", buf.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path):
+    """Yield a temporary folder; on success it is renamed to ``final``, on error it is removed.
+
+    A complete ``final`` is never replaced by a failed attempt.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""Every figure of the series, one look across notebooks (smplora_nb, arXiv 2402.11989 companion).
+
+Functions return a matplotlib ``Figure``; notebooks save it with ``paths.save_figure`` (via ``viz.save``) and show it.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+    matplotlib.use("Agg")                            # headless (papermill, CI) unless a notebook backend is active
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import paths
+
+SET_COLORS = {"public": "#7f7f7f", "member_aux": "#d62728", "member_te": "#ff9896",
+              "nonmember_aux": "#1f77b4", "nonmember_te": "#aec7e8"}
+
+
+def save(fig, stem: str, name: str):
+    """Save ``fig`` as ``outputs/<stem>/<name>.png`` and return it (so a notebook cell displays it)."""
+    paths.save_figure(fig, stem, name)
+    return fig
+
+
+def image_grid(images, titles=None, ncols: int = 10, title: str | None = None, scale: float = 1.1):
+    """A grid of (H, W, 3) uint8 images with optional short titles."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.25 if titles else 1)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def split_grids(splits: dict, per_set: int = 10):
+    """One row of example images per set (public, member_aux, member_te, nonmember_aux, nonmember_te)."""
+    names = [s for s in splits if splits[s]]
+    fig, axes = plt.subplots(len(names), per_set, figsize=(per_set * 1.0, len(names) * 1.15), squeeze=False)
+    for r, name in enumerate(names):
+        for c in range(per_set):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(splits[name]):
+                ax.imshow(splits[name][c].image, interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center", color=SET_COLORS.get(name))
+    fig.suptitle("Example images per split", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def split_counts(counts: dict):
+    """Horizontal bar chart of the number of images per set."""
+    names = list(counts)
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 0.8))
+    ax.barh(names, [counts[n] for n in names], color=[SET_COLORS.get(n, "k") for n in names])
+    for i, n in enumerate(names):
+        ax.text(counts[n], i, f" {counts[n]}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("images")
+    ax.set_title("The split protocol: D_tr = member_aux + member_te, D_aux = member_aux + nonmember_aux")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "step", log: bool = True):
+    """Training-loss curves ``{label: [loss, ...]}`` with a moving average of ``smooth`` steps."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, ys in curves.items():
+        ys = np.asarray(ys, dtype=float)
+        if len(ys) == 0:
+            continue
+        k = max(1, min(smooth, len(ys) // 5 or 1))
+        ax.plot(np.convolve(ys, np.ones(k) / k, mode="valid"), label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+ROLES = {"public": "pretrains the tiny base model (never seen by LoRA)",
+         "member_aux": "in D_tr (LoRA trains on it) and in D_aux (the attacker knows it is a member)",
+         "member_te": "in D_tr; evaluation only (D_te)",
+         "nonmember_aux": "not trained on; in D_aux (the attacker knows it is a non-member)",
+         "nonmember_te": "not trained on; evaluation only (D_te)"}
+
+
+def counts_table(counts: dict) -> str:
+    """The split protocol as a Markdown table of counts and roles."""
+    rows = ["| set | images | role |", "|---|---:|---|"]
+    rows += [f"| `{name}` | {n} | {ROLES.get(name, '')} |" for name, n in counts.items()]
+    return "\n".join(rows)

@@ -1,0 +1,111 @@
+"""The tiny SD-architecture pipeline: build, pretrain (a few steps), save, cache, and the shared loader."""
+import numpy as np
+import pytest
+import torch
+
+from smplora_nb import config, data, models
+
+FAST = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=5, member_te=5,
+            nonmember_aux=5, nonmember_te=5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits", 16)
+
+
+@pytest.fixture
+def tiny_base(digits):
+    cfg = config.make("tiny", **FAST)
+    splits = data.make_splits(digits, cfg.split)
+    return cfg, splits, models.base_model(cfg, splits, digits)
+
+
+def test_tokenizer_spells_caption_words_as_single_tokens(tmp_path):
+    tok = models.build_tokenizer(["a", "red", "digit", "three"], tmp_path)
+    ids = tok("a red digit three").input_ids
+    assert tok.convert_ids_to_tokens(ids) == ["<|startoftext|>", "a</w>", "red</w>", "digit</w>", "three</w>",
+                                              "<|endoftext|>"]
+    unknown = tok("zebra").input_ids                      # falls back to characters, never to <unk>
+    assert tok.unk_token_id not in unknown[1:-1]
+
+
+def test_tiny_parts_have_sd_architecture(tmp_path):
+    cfg = config.make("tiny")
+    parts = models.build_tiny(["a", "red"], cfg.model, 16, tmp_path)
+    assert type(parts["unet"]).__name__ == "UNet2DConditionModel"
+    assert type(parts["vae"]).__name__ == "AutoencoderKL"
+    assert type(parts["text_encoder"]).__name__ == "CLIPTextModel"
+    sc = parts["scheduler"].config
+    assert (sc.beta_schedule, sc.beta_start, sc.beta_end, sc.num_train_timesteps) == ("scaled_linear", 0.00085,
+                                                                                       0.012, 1000)
+    z = parts["vae"].encode(torch.zeros(2, 3, 16, 16)).latent_dist.mean
+    assert z.shape == (2, 4, 8, 8)                         # 16 px -> 4x8x8 latents, as the issue sizes it
+
+
+def test_save_load_round_trip_through_shared_loader(tiny_base):
+    cfg, splits, folder = tiny_base
+    assert (folder / "model_index.json").exists()
+    assert list(folder.glob("unet/*.safetensors")) and not list(folder.rglob("*.bin"))
+    pipe = models.load_pipeline(folder)
+    again = models.load_pipeline(str(folder))
+    for name in ("unet", "vae", "text_encoder"):
+        a, b = getattr(pipe, name).state_dict(), getattr(again, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert pipe.vae.config.scaling_factor != 0.18215      # fitted to the public latents
+    imgs = models.generate(pipe, ["a red digit one", "a blue digit two"], seed=0, steps=2)
+    assert imgs.shape == (2, 16, 16, 3) and imgs.dtype == np.uint8
+    assert np.array_equal(imgs, models.generate(again, ["a red digit one", "a blue digit two"], seed=0, steps=2))
+
+
+def test_base_model_is_cached(tiny_base, monkeypatch, digits):
+    cfg, splits, folder = tiny_base
+    monkeypatch.setattr(models, "pretrain_tiny", lambda *a, **k: pytest.fail("retrained a cached base model"))
+    assert models.base_model(cfg, splits, digits) == folder
+
+
+def test_cache_key_depends_on_config_and_public_split(digits):
+    cfg = config.make("tiny", **FAST)
+    splits = data.make_splits(digits, cfg.split)
+    words = data.caption_words(digits)
+    key = models.tiny_cache_key(cfg, splits["public"], words)
+    assert key == models.tiny_cache_key(cfg, splits["public"], words)
+    assert key != models.tiny_cache_key(config.make("tiny", **{**FAST, "pretrain_steps": 4}), splits["public"], words)
+    assert key != models.tiny_cache_key(cfg, splits["public"][1:], words)
+
+
+def test_failed_pretraining_leaves_no_cache(digits, monkeypatch):
+    cfg = config.make("tiny", **{**FAST, "pretrain_steps": 5})
+    splits = data.make_splits(digits, cfg.split)
+
+    def boom(*a, **k):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(models, "pretrain_unet", boom)
+    with pytest.raises(RuntimeError):
+        models.base_model(cfg, splits, digits)
+    folder = models.paths.cache_dir("base") / models.tiny_cache_key(cfg, splits["public"], data.caption_words(digits))
+    assert not folder.exists()
+    assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin"])
+def test_loader_refuses_pickle_checkpoints(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"not really")
+    with pytest.raises(ValueError, match="pickle"):
+        models.load_pipeline(path)
+
+
+def test_loader_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        models.load_pipeline(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="model_index.json"):
+        models.load_pipeline(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        models.load_pipeline(tmp_path / "nowhere")
+
+
+def test_base_model_passes_through_other_sources(digits):
+    cfg = config.make("paper", public=0, member_aux=5, member_te=5, nonmember_aux=5, nonmember_te=5)
+    assert models.base_model(cfg, {}, digits) == config.SD15_HUB_ID
