@@ -1,0 +1,14 @@
+"""smplora_nb: notebooks and helpers for SMP-LoRA (Luo et al., AAAI 2025, arXiv 2402.11989).
+
+Flat topic modules, one concept each; notebooks import them by name, e.g.
+``from smplora_nb import config, data, models, viz``.
+
+    config   profiles (tiny, paper) and per-stage dataclasses, validated
+    paths    outputs/<notebook-stem>/, atomic writes, cache keys
+    data     datasets (digits, folder, hub), the paper's member / non-member splits, manifests
+    models   the tiny Stable-Diffusion-architecture model and the one loader for every source
+    metrics  membership and image-quality metrics
+    viz      every figure
+    runner   papermill execution of the notebook series (``python -m smplora_nb notebooks``)
+"""
+__version__ = "0.1.0"

@@ -34,7 +34,7 @@ class SplitConfig:
     member_te: int = 233             # members used only for evaluation; paper Pokemon code: 233
     nonmember_aux: int = 200         # non-members the attacker knows; paper: 200
     nonmember_te: int = 200          # non-members used only for evaluation; paper: 200
-    public: int = -1                 # images for pretraining the tiny base: -1 = all that remain, 0 = none
+    public: int = 900                # images for pretraining the tiny base (-1: all that remain; 0: none)
     identity_aware: bool = False     # non-members are held-out images of the members' identities (CelebA)
     images_per_identity: int = 8     # identity mode: images per identity (CelebA sets: 8); 0 = varying, U{1..4}
     gender_ratio: float = -1.0       # identity mode: fraction of identities with the majority gender; -1 = any
@@ -48,13 +48,13 @@ class ModelConfig:
     text_dim: int = 32               # tiny CLIP text width = U-Net cross-attention dim (SD v1.5: 768)
     text_layers: int = 2             # tiny CLIP text encoder depth (SD v1.5: 12)
     vae_channels: tuple = (32, 64)   # tiny VAE widths: two blocks = 2x downsampling, 16 px -> 4x8x8 latents
-    vae_steps: int = 300             # tiny VAE pretraining steps on the public split
+    vae_steps: int = 200             # tiny VAE pretraining steps on the public split
     pretrain_steps: int = 1200       # tiny U-Net pretraining steps on the public split
     pretrain_batch_size: int = 64    # batch size of both pretraining loops
     pretrain_lr: float = 2e-3        # AdamW learning rate of both pretraining loops
     caption_dropout: float = 0.1     # fraction of empty captions in U-Net pretraining (classifier-free guidance)
     sample_steps: int = 25           # denoising steps when generating images (DDIM on the saved DDPM schedule)
-    guidance_scale: float = 3.0      # classifier-free guidance when generating images (SD default: 7.5)
+    guidance_scale: float = 5.0      # classifier-free guidance when generating images (SD default: 7.5)
 
 
 @dataclass

@@ -205,7 +205,9 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
     if split.public > len(rest):
         raise ValueError(f"the split needs {split.public} public images, but only {len(rest)} remain after "
                          f"{sum(sizes.values())} private images")
-    sets["public"] = rest if split.public < 0 else rest[:split.public]
+    # public images come from the *end* of the shuffled pool, so the base model's data (and its cache) stays the
+    # same when the private set sizes change
+    sets["public"] = rest if split.public < 0 else rest[len(rest) - split.public:]
     return {name: sets[name] for name in SETS}
 
 

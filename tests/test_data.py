@@ -122,11 +122,11 @@ def test_load_dataset_rejects_unknown_spec():
 def test_default_split_counts(digits):
     splits = data.make_splits(digits, config.make().split)
     assert list(splits) == list(data.SETS)
-    assert _counts(splits) == {"public": 964, "member_aux": 200, "member_te": 233,
+    assert _counts(splits) == {"public": 900, "member_aux": 200, "member_te": 233,
                                "nonmember_aux": 200, "nonmember_te": 200}
     report = data.check_disjoint(splits)
     assert report["disjoint"] is True
-    assert report["n_items"] == report["n_distinct_images"] == 1797
+    assert report["n_items"] == report["n_distinct_images"] == 1733
     _assert_disjoint_content(splits)
 
 
@@ -139,9 +139,15 @@ def test_split_is_reproducible_per_seed(digits):
     assert set(_ids(a)["member_te"]) != set(_ids(c)["member_te"])
 
 
-def test_public_zero_and_fixed(digits):
+def test_public_zero_all_and_fixed(digits):
     assert _counts(data.make_splits(digits, _split(public=0)))["public"] == 0
     assert _counts(data.make_splits(digits, _split(public=100)))["public"] == 100
+    assert _counts(data.make_splits(digits, _split(public=-1)))["public"] == 1797 - 833
+
+
+def test_public_split_does_not_depend_on_private_sizes(digits):
+    small = data.make_splits(digits, _split(member_aux=50, member_te=50, nonmember_aux=50, nonmember_te=50))
+    assert _ids(small)["public"] == _ids(data.make_splits(digits, _split()))["public"]
 
 
 def test_split_too_large_names_needed_and_available(digits):
@@ -171,7 +177,7 @@ def test_duplicates_never_cross_sets():
     items = _with_duplicates()
     assert len({it.sha256 for it in items}) == 40 < len(items)
     for seed in range(10):
-        splits = data.make_splits(items, _split(member_aux=8, member_te=8, nonmember_aux=8, nonmember_te=8,
+        splits = data.make_splits(items, _split(public=-1, member_aux=8, member_te=8, nonmember_aux=8, nonmember_te=8,
                                                 split_seed=seed))
         _assert_disjoint_content(splits)
         data.check_disjoint(splits)
