@@ -25,12 +25,24 @@ from tqdm.auto import tqdm
 
 from . import data, paths
 
-TINY_VERSION = 1                      # bump when the tiny architecture or pretraining changes (cache key)
+TINY_VERSION = 3                      # bump when the tiny architecture or pretraining changes (cache key)
 MAX_TOKENS = 32                       # tiny tokenizer/text-encoder context (SD v1.5: 77)
+SAMPLING_FIELDS = ("sample_steps", "guidance_scale")   # used at generation time only: not part of the cache key
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 
 
 # ------------------------------------------------------------------------------------------ building
+
+def _bpe(tokens: list[str], ranks: dict) -> list[str]:
+    """Byte-pair encoding of one word: repeatedly merge the adjacent pair with the lowest merge rank."""
+    while len(tokens) > 1:
+        pairs = [(ranks.get((a, b), np.inf), i) for i, (a, b) in enumerate(zip(tokens, tokens[1:]))]
+        rank, i = min(pairs)
+        if rank == np.inf:
+            break
+        tokens = tokens[:i] + [tokens[i] + tokens[i + 1]] + tokens[i + 2:]
+    return tokens
+
 
 def build_tokenizer(words: list[str], folder: Path):
     """A CLIPTokenizer whose BPE merges spell each caption word as one token; any other text falls back to
@@ -39,20 +51,16 @@ def build_tokenizer(words: list[str], folder: Path):
 
     chars = [chr(c) for c in range(33, 127)]
     vocab = ["<|startoftext|>", "<|endoftext|>"] + chars + [c + "</w>" for c in chars]
-    merges = []
+    ranks: dict[tuple[str, str], int] = {}
     for w in words:
-        toks = list(w[:-1]) + [w[-1] + "</w>"]
-        while len(toks) > 1:                 # left-to-right merges: w[0]+w[1], then +w[2], ...
-            pair = (toks[0], toks[1])
-            if pair not in merges:
-                merges.append(pair)
-            toks = [pair[0] + pair[1]] + toks[2:]
-            if toks[0] not in vocab:
-                vocab.append(toks[0])
+        start = list(w[:-1]) + [w[-1] + "</w>"]
+        while len(toks := _bpe(start, ranks)) > 1:   # new merges rank last, so earlier words stay whole
+            ranks[(toks[0], toks[1])] = len(ranks)
+            vocab.append(toks[0] + toks[1])
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(vocab))}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in ranks))
     return CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_TOKENS)
 
 
@@ -77,9 +85,8 @@ def build_tiny(words: list[str], mcfg, resolution: int, workdir: Path, seed: int
     unet = UNet2DConditionModel(
         sample_size=resolution // 2 ** (nv - 1), in_channels=4, out_channels=4,
         block_out_channels=mcfg.unet_channels, layers_per_block=1, norm_num_groups=8,
-        down_block_types=("CrossAttnDownBlock2D",) * (nu - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (nu - 1),
-        cross_attention_dim=mcfg.text_dim, attention_head_dim=8)
+        down_block_types=("CrossAttnDownBlock2D",) * nu, up_block_types=("CrossAttnUpBlock2D",) * nu,
+        cross_attention_dim=mcfg.text_dim, attention_head_dim=4)   # cross-attention at every resolution
     scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, steps_offset=1, prediction_type="epsilon")
@@ -190,7 +197,8 @@ def pretrain_tiny(public: list[data.Item], words: list[str], mcfg, resolution: i
 def tiny_cache_key(cfg, public: list[data.Item], words: list[str]) -> str:
     return paths.config_hash({"version": TINY_VERSION, "dataset": cfg.data.dataset,
                               "resolution": cfg.data.resolution, "prefix": cfg.data.caption_prefix,
-                              "public": [it.sha256 for it in public], "words": words, "model": vars(cfg.model)})
+                              "public": [it.sha256 for it in public], "words": words,
+                              "model": {k: v for k, v in vars(cfg.model).items() if k not in SAMPLING_FIELDS}})
 
 
 def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Item]) -> Path:
@@ -207,6 +215,18 @@ def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Ite
         with paths.atomic_dir(folder) as tmp:
             pretrain_tiny(public, words, cfg.model, cfg.data.resolution, tmp)
     return folder
+
+
+def encode_items(parts: dict, items, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached inputs of a set of items: latents z0 = E(x) * scaling (N, 4, h, w) and caption embeddings (N, T, D)."""
+    vae = parts["vae"]
+    with torch.no_grad():
+        x = to_tensor([it.image for it in items]).to(device, vae.dtype)          # (N, 3, H, W)
+        z0 = torch.cat([vae.encode(x[i:i + 64]).latent_dist.mean for i in range(0, len(x), 64)])
+        z0 = (z0 * vae.config.scaling_factor).float()
+        cond = torch.cat([encode_text(parts, [it.caption for it in items[i:i + 256]])
+                          for i in range(0, len(items), 256)]).float()
+    return z0, cond
 
 
 # -------------------------------------------------------------------------------------------- loading

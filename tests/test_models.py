@@ -21,8 +21,15 @@ def tiny_base(digits):
     return cfg, splits, models.base_model(cfg, splits, digits)
 
 
+@pytest.mark.parametrize("word", ["three", "red", "abab", "ababab", "banana", "pokemon"])
+def test_every_vocabulary_word_is_one_token(tmp_path, word):
+    words = ["a", "red", "digit", "three", "re", "abab", "ababab", "banana", "an", "pokemon", "po"]
+    tok = models.build_tokenizer(sorted(words), tmp_path)
+    assert tok.convert_ids_to_tokens(tok(word).input_ids) == ["<|startoftext|>", word + "</w>", "<|endoftext|>"]
+
+
 def test_tokenizer_spells_caption_words_as_single_tokens(tmp_path):
-    tok = models.build_tokenizer(["a", "red", "digit", "three"], tmp_path)
+    tok = models.build_tokenizer(["a", "digit", "red", "three"], tmp_path)
     ids = tok("a red digit three").input_ids
     assert tok.convert_ids_to_tokens(ids) == ["<|startoftext|>", "a</w>", "red</w>", "digit</w>", "three</w>",
                                               "<|endoftext|>"]
