@@ -7,6 +7,10 @@ Flat topic modules, one concept each; notebooks import them by name, e.g.
     paths    outputs/<notebook-stem>/, atomic writes, cache keys
     data     datasets (digits, folder, hub), the paper's member / non-member splits, manifests
     models   the tiny Stable-Diffusion-architecture model and the one loader for every source
+    lora     LoRA adapters (peft), saved and loaded in the diffusers format
+    losses   the per-element adaptation loss map
+    train    the one training loop (accelerate), checkpoints and resume
+    attack   membership-inference attacks (the paper's loss-map MLP, Loss@t)
     metrics  membership and image-quality metrics
     viz      every figure
     runner   papermill execution of the notebook series (``python -m smplora_nb notebooks``)

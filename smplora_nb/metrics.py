@@ -1,15 +1,61 @@
-"""Metrics: membership (scikit-learn underneath) and image quality (smplora_nb, arXiv 2402.11989 companion).
+"""Metrics: membership (scikit-learn underneath) and image quality (clean-fid underneath) - arXiv 2402.11989.
 
-Quality on the tiny ``digits`` model also has a plain check a person can read: a digit classifier trained on the
-public split reads the generated images, and ``digit_accuracy`` is the fraction that show the digit their caption
-asked for (chance = 0.1).
+Membership, with members as the positive class and scores "higher = more likely a member":
+  asr      balanced accuracy of the attack's decision rule (fixed on D_aux) on D_te (= accuracy when balanced)
+  auc      area under the ROC curve;  auc_dev = |auc - 0.5| / 0.5, the paper's form (0 = random guessing)
+  tpr_at_1pct_fpr, tpr_at_5pct_fpr   read conservatively: the TPR at the largest FPR not above the target;
+           ``None`` ("not measurable") when there are fewer than 1/target non-members.
+
+Quality: FID and KID between generated and real images, from features of an extractor. SD-scale runs use clean-fid's
+Inception; the offline ``tiny`` profile cannot download it and uses a small CNN trained here on the public split
+(``FeatureNet``): its numbers are *not comparable* to Inception FID. A digit classifier on the public split also
+reads the generated digits (``digit_accuracy``; chance = 0.1).
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
+
+TINY_FEATURES = "digit-CNN features trained on the public split (not Inception: not comparable to published FID)"
 
 
-def _gray_features(images: np.ndarray) -> np.ndarray:
+def tpr_at_fpr(y: np.ndarray, scores: np.ndarray, target: float) -> float | None:
+    """TPR at the largest FPR <= ``target`` (conservative); ``None`` when there are < 1/target negatives."""
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(y)
+    if (y == 0).sum() * target < 1:
+        return None
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+    return float(tpr[fpr <= target + 1e-12].max())
+
+
+def membership(scores_member, scores_nonmember, threshold: float) -> dict:
+    """Membership metrics on one evaluation set (D_te) for a decision rule ``score >= threshold``."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    sm, sn = np.asarray(scores_member, float), np.asarray(scores_nonmember, float)
+    if not (np.isfinite(sm).all() and np.isfinite(sn).all()):
+        raise ValueError("attack scores must be finite")
+    y, s = np.r_[np.ones(len(sm)), np.zeros(len(sn))], np.r_[sm, sn]
+    auc = float(roc_auc_score(y, s))
+    return {"asr": float(balanced_accuracy_score(y, s >= threshold)), "auc": auc, "auc_dev": abs(auc - 0.5) / 0.5,
+            "tpr_at_1pct_fpr": tpr_at_fpr(y, s, 0.01), "tpr_at_5pct_fpr": tpr_at_fpr(y, s, 0.05),
+            "n_member": len(sm), "n_nonmember": len(sn)}
+
+
+def roc(scores_member, scores_nonmember) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve
+
+    y = np.r_[np.ones(len(scores_member)), np.zeros(len(scores_nonmember))]
+    fpr, tpr, _ = roc_curve(y, np.r_[scores_member, scores_nonmember])
+    return fpr, tpr
+
+
+# ------------------------------------------------------------------------------------------------ quality
+
+def _gray_features(images) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32) / 255.0                    # (N, H, W, 3)
     return x.max(axis=-1).reshape(len(x), -1)                           # (N, H*W): stroke intensity, any colour
 
@@ -23,6 +69,129 @@ def digit_classifier(items):
     return clf
 
 
-def digit_accuracy(clf, images: np.ndarray, labels) -> float:
+def digit_accuracy(clf, images, labels) -> float:
     """Fraction of ``images`` that ``clf`` reads as their intended digit ``labels``."""
     return float(np.mean(clf.predict(_gray_features(images)) == np.asarray(labels)))
+
+
+class FeatureNet(nn.Module):
+    """A small CNN whose 64-d penultimate activations stand in for Inception features in the tiny profile."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                                  nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(64, n_classes)
+
+    def forward(self, x):                                                # (B, 3, H, W) -> (B, n_classes)
+        return self.head(self.body(x))
+
+    @torch.no_grad()
+    def features(self, images) -> np.ndarray:                            # (N, H, W, 3) uint8 -> (N, 64)
+        self.eval()
+        x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0
+        return self.body(x).double().numpy()
+
+
+def train_feature_net(items, epochs: int = 15, seed: int = 0) -> FeatureNet:
+    """Fit ``FeatureNet`` as a digit classifier on ``items`` (the public split) in a few seconds."""
+    if any(it.label is None for it in items):
+        raise ValueError("the tiny FID/KID extractor needs class labels on the public split (digits has them)")
+    torch.manual_seed(seed)
+    net = FeatureNet(int(max(it.label for it in items)) + 1)
+    x = torch.from_numpy(np.stack([it.image for it in items])).permute(0, 3, 1, 2).float() / 255.0
+    y = torch.tensor([it.label for it in items])
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def fid_kid(feats_real: np.ndarray, feats_fake: np.ndarray) -> dict:
+    """FID and KID between two feature sets, computed by clean-fid's own functions."""
+    from cleanfid import fid as cfid
+
+    n = min(len(feats_real), len(feats_fake))
+    np.random.seed(0)                                                    # clean-fid's KID subsets use np.random
+    kid = cfid.kernel_distance(feats_real, feats_fake, num_subsets=100, max_subset_size=min(1000, n))
+    return {"fid": float(cfid.fid_from_feats(feats_real, feats_fake)), "kid": float(kid)}
+
+
+def summarize(per_seed: dict) -> dict:
+    """Mean and standard error over seeds of every numeric metric: ``{seed: {name: value}}`` -> mean, sem, n."""
+    names = {k for m in per_seed.values() for k, v in m.items() if isinstance(v, (int, float)) or v is None}
+    out = {"mean": {}, "sem": {}, "n_seeds": len(per_seed)}
+    for k in sorted(names):
+        vals = [m[k] for m in per_seed.values() if isinstance(m.get(k), (int, float))]
+        if len(vals) < len(per_seed) or not vals:                        # "not measurable" somewhere
+            out["mean"][k] = out["sem"][k] = None
+            continue
+        out["mean"][k] = float(np.mean(vals))
+        out["sem"][k] = float(np.std(vals, ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else None
+    return out
+
+
+MEMBERSHIP = ("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr")
+PAPER_ATTACK = "loss_map_mlp"
+
+
+class QualityExtractor:
+    """Features for FID/KID plus, for digits, the digit classifier. ``score`` compares generated with real images."""
+
+    def __init__(self, features, description: str, classifier=None):
+        self.features, self.description, self.classifier = features, description, classifier
+
+    def score(self, real_items, images, labels=None) -> dict:
+        out = fid_kid(self.features(np.stack([it.image for it in real_items])), self.features(np.asarray(images)))
+        if self.classifier is not None and labels is not None and None not in labels:
+            out["digit_accuracy"] = digit_accuracy(self.classifier, images, labels)
+        return out
+
+
+def quality_extractor(splits, cfg) -> QualityExtractor:
+    """Inception (clean-fid) for SD-scale profiles; the offline digit CNN for ``tiny`` (trained on the public split)."""
+    if cfg.model.base == "tiny":
+        net = train_feature_net(splits["public"], seed=0)
+        return QualityExtractor(net.features, TINY_FEATURES, digit_classifier(splits["public"]))
+    return QualityExtractor(_inception_features(), "clean-fid Inception-v3 pool features (2048-d), clean resize")
+
+
+def _inception_features():
+    import torch
+    from cleanfid.features import build_feature_extractor
+    from cleanfid.resize import make_resizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_feature_extractor("clean", device)                     # downloads the weights once
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    def features(images: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(images), 64):
+            batch = np.stack([resize(im) for im in images[i:i + 64]])   # (B, 299, 299, 3) float 0..255
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
+            with torch.no_grad():
+                out.append(model(x).cpu().numpy())
+        return np.concatenate(out)
+
+    return features
+
+
+def method_summary(audits: dict, quality: dict) -> dict:
+    """Per-seed and mean +- s.e. results of one method: every attack, quality, and the headline ``mean``/``sem``
+    (the paper's attack plus FID/KID), in the vocabulary of all notebooks."""
+    seeds = list(audits)
+    per_seed = {s: {**{a: {k: v for k, v in audits[s][a].items() if not k.startswith("scores_")}
+                       for a in audits[s]}, "quality": quality[s]} for s in seeds}
+    attacks = {a: summarize({s: audits[s][a] for s in seeds}) for a in audits[seeds[0]]}
+    qual = summarize(quality)
+    return {"per_seed": per_seed, "attacks": attacks, "quality": qual,
+            "mean": {**{k: attacks[PAPER_ATTACK]["mean"][k] for k in MEMBERSHIP}, **qual["mean"]},
+            "sem": {**{k: attacks[PAPER_ATTACK]["sem"][k] for k in MEMBERSHIP}, **qual["sem"]}}

@@ -104,3 +104,59 @@ def counts_table(counts: dict) -> str:
     rows = ["| set | images | role |", "|---|---:|---|"]
     rows += [f"| `{name}` | {n} | {ROLES.get(name, '')} |" for name, n in counts.items()]
     return "\n".join(rows)
+
+
+def roc_curves(curves: dict, title: str = "ROC on D_te"):
+    """ROC curves ``{label: (scores_member, scores_nonmember)}`` on linear and log-log axes (members positive)."""
+    from . import metrics
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for label, (sm, sn) in curves.items():
+        fpr, tpr = metrics.roc(sm, sn)
+        for ax in axes:
+            ax.plot(fpr, tpr, label=label, drawstyle="steps-post")
+    floor = 1.0 / max(len(sn) for _, sn in curves.values())
+    for ax, log in zip(axes, (False, True)):
+        ax.plot([floor, 1] if log else [0, 1], [floor, 1] if log else [0, 1], "k:", lw=1, label="chance")
+        ax.set_xlabel("false positive rate (non-members flagged)")
+        ax.set_ylabel("true positive rate (members found)")
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(floor, 1)
+            ax.set_ylim(floor, 1)
+            ax.set_title("log-log: the low-FPR regime")
+        else:
+            ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):
+    """Histograms of per-image mean loss, ``{panel: {"member_te": losses, "nonmember_te": losses}}``."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), squeeze=False, sharex=True)
+    for ax, (panel, sets) in zip(axes[0], groups.items()):
+        bins = np.histogram_bin_edges(np.log10(np.concatenate([np.asarray(v) for v in sets.values()])), 30)
+        for name, vals in sets.items():
+            ax.hist(np.log10(vals), bins=bins, alpha=0.6, label=name, color=SET_COLORS.get(name))
+        ax.set_title(panel)
+        ax.set_xlabel("log10 mean loss (fixed timesteps and noise)")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def metric_table(rows: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "fid",
+                                      "kid")) -> str:
+    """Markdown table ``{row label: {"mean": {...}, "sem": {...}}}``; mean +- s.e.; "n/m" = not measurable."""
+    def cell(s, c):
+        m, e = s["mean"].get(c), s.get("sem", {}).get(c)
+        if m is None:
+            return "n/m" if c in s["mean"] else ""
+        return f"{m:.3f}" + (f" ± {e:.3f}" if e is not None else "")
+
+    out = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    out += [f"| {label} | " + " | ".join(cell(s, c) for c in columns) + " |" for label, s in rows.items()]
+    return "\n".join(out)

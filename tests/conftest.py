@@ -12,3 +12,30 @@ def _isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     return out
+
+
+TINY_FAST = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=6, member_te=6,
+                 nonmember_aux=6, nonmember_te=6, lora_rank=4, lora_alpha=4.0, batch_size=4, epochs=4, lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tmp_path_factory):
+    """A tiny base model pretrained for a few steps (shared by the tests of the session), with its config and split."""
+    import os
+
+    from smplora_nb import config, data, models
+
+    root = tmp_path_factory.mktemp("session_outputs")
+    old = os.environ.get("SMPLORA_OUTPUTS")
+    os.environ["SMPLORA_OUTPUTS"] = str(root)
+    try:
+        cfg = config.make("tiny", **TINY_FAST)
+        items = data.load_dataset("digits", 16)
+        splits = data.make_splits(items, cfg.split)
+        base = models.base_model(cfg, splits, items)
+    finally:
+        if old is None:
+            os.environ.pop("SMPLORA_OUTPUTS", None)
+        else:
+            os.environ["SMPLORA_OUTPUTS"] = old
+    return cfg, items, splits, base

@@ -7,12 +7,18 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from smplora_nb import paths, runner
 
-# Small sizes for CI; each notebook receives only the names its parameters cell declares.
-CI_PARAMS = {"vae_steps": 20, "pretrain_steps": 20, "n_samples": 12}
+# Small sizes for CI, per notebook (every notebook must have an entry).
+BASE_FAST = {"vae_steps": 20, "pretrain_steps": 20}
+SPLIT_FAST = {"member_aux": 24, "member_te": 24, "nonmember_aux": 24, "nonmember_te": 24}
+CI_PARAMS = {
+    "01_data_splitting": {**BASE_FAST, "n_samples": 12},
+    "02_membership_inference_attack": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3},
+}
 NOTEBOOKS = runner.list_notebooks()
 
 
@@ -27,18 +33,34 @@ def check_01(m):
         assert (paths.outputs_root() / "01_data_splitting" / f"{fig}.png").stat().st_size > 1000
 
 
-CHECKS = {"01_data_splitting": check_01}
+def check_02(m):
+    assert m["seeds"] == [1337, 1338] and "not Inception" in m["feature_extractor"]
+    for method in ("lora", "base"):
+        r = m[method]
+        assert set(r["per_seed"]) == {"1337", "1338"}
+        for key in ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid"):
+            assert r["mean"][key] is not None and np.isfinite(r["mean"][key])
+        assert 0 <= r["mean"]["asr"] <= 1 and 0 <= r["mean"]["auc"] <= 1
+        assert r["mean"]["tpr_at_1pct_fpr"] is None                      # 24 non-members: not measurable
+        assert set(r["attacks"]) == {"loss_map_mlp", "loss_at_t"}
+        assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
+    for fig in ("train_loss", "loss_gap", "roc", "samples"):
+        assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
 
 
-def test_every_notebook_has_a_check():
-    assert {nb.stem for nb in NOTEBOOKS} <= set(CHECKS)
+CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02}
+
+
+def test_every_notebook_has_ci_parameters_and_a_check():
+    assert {nb.stem for nb in NOTEBOOKS} <= set(CHECKS) & set(CI_PARAMS)
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_with_papermill(nb):
     declared = runner.declared_parameters(nb)
     assert "profile" in declared
-    runner.run(only=[nb.stem], params={k: v for k, v in CI_PARAMS.items() if k in declared}, progress=False)
+    assert set(CI_PARAMS[nb.stem]) <= declared
+    runner.run(only=[nb.stem], params=CI_PARAMS[nb.stem], progress=False)
     executed = paths.outputs_root() / nb.stem / f"{nb.stem}.ipynb"
     assert executed.exists()
     CHECKS[nb.stem](paths.read_metrics(nb.stem))

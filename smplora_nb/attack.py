@@ -1,0 +1,172 @@
+"""Membership-inference attacks on the adaptation loss (PAPER.md "Attack"; ATTACKS.md) - arXiv 2402.11989.
+
+Threat model (white box, as in the paper): the attacker can compute the adaptation loss of an (image, caption)
+pair on the adapted model, and knows D_aux = member_aux + nonmember_aux. Every free knob is fitted on D_aux only;
+D_te is touched once, to report.
+
+The attacker's computation, the same for every model it attacks: loss maps (eps - eps_theta(z_t, t, c))^2 at the
+fixed timesteps ``TIMESTEPS``, each averaged over ``N_DRAWS`` seeded noise draws (``losses.loss_maps_at``).
+
+* ``LossMapMLP`` - the paper's h / h': MLP [512, 256, 2], ReLU, dropout 0.5, on the flattened log loss maps.
+  Trained on D_aux; its checkpoint (epoch) is chosen by accuracy on a held-out part of D_aux (the paper chose it on
+  D_te, which overstates leakage). Decision rule: argmax, i.e. P(member) >= 0.5.
+* ``loss_at_t`` - Loss@t (Matsumoto et al. 2023): score = -mean loss at one timestep; t (among ``TIMESTEPS``) by
+  AUC on D_aux, threshold by balanced accuracy on D_aux.
+Scores are "higher = more likely a member".
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000)
+N_DRAWS = 4                           # noise draws averaged per timestep
+ATTACKS = ("loss_map_mlp", "loss_at_t")  # the paper's MLP on loss maps; Loss@t threshold (Matsumoto et al.)
+
+
+class LossMapMLP(nn.Module):
+    """h(l) = softmax(W3 relu(W2 relu(W1 l))): the paper's proxy / evaluation attack, [512, 256, 2], dropout 0.5."""
+
+    def __init__(self, in_dim: int, dropout: float = 0.5):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, 512), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(512, 256), nn.ReLU(), nn.Dropout(dropout), nn.Linear(256, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:                  # (B, in_dim) -> (B, 2) logits
+        return self.net(x)
+
+
+def map_features(maps: torch.Tensor) -> torch.Tensor:
+    """Flattened log loss maps: (N, K, 4, h, w) -> (N, K*4*h*w). The log tames the heavy-tailed squared errors."""
+    return torch.log(maps.float() + 1e-6).flatten(1)
+
+
+@dataclass
+class MLPAttack:
+    model: LossMapMLP
+    mean: torch.Tensor
+    std: torch.Tensor
+    chosen_epoch: int
+    history: dict = field(default_factory=dict)
+    threshold: float = 0.5                                               # argmax decision rule: P(member) >= 0.5
+
+    @torch.no_grad()
+    def score(self, maps: torch.Tensor) -> np.ndarray:
+        """P(member) for each loss map (N, K, 4, h, w)."""
+        self.model.eval()
+        x = (map_features(maps) - self.mean) / self.std
+        return torch.softmax(self.model(x), dim=1)[:, 1].numpy()
+
+
+def _holdout(n: int, frac: float, gen: torch.Generator):
+    perm = torch.randperm(n, generator=gen)
+    k = max(1, int(round(n * frac)))
+    return perm[k:], perm[:k]                                            # train, validation
+
+
+def fit_mlp(maps_member: torch.Tensor, maps_nonmember: torch.Tensor, epochs: int = 100, lr: float = 1e-3,
+            batch_size: int = 32, val_frac: float = 0.25, seed: int = 0, weight_decay: float = 0.0) -> MLPAttack:
+    """Train the evaluation attack h' on D_aux; keep the epoch with the best accuracy on a held-out part of D_aux."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    xm, xn = map_features(maps_member), map_features(maps_nonmember)
+    tm, vm = _holdout(len(xm), val_frac, gen)
+    tn, vn = _holdout(len(xn), val_frac, gen)
+    x_tr = torch.cat([xm[tm], xn[tn]])
+    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
+    norm = lambda x: (x - mean) / std                                    # noqa: E731
+    x_val = norm(torch.cat([xm[vm], xn[vn]]))
+    y_val = torch.cat([torch.ones(len(vm)), torch.zeros(len(vn))]).long()
+    model = LossMapMLP(xm.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    best, best_state, hist = -1.0, None, {"train_loss": [], "val_acc": []}
+    half = max(1, batch_size // 2)
+    for epoch in range(epochs):
+        model.train()
+        pm, pn = tm[torch.randperm(len(tm), generator=gen)], tn[torch.randperm(len(tn), generator=gen)]
+        losses = []
+        for i in range(0, min(len(pm), len(pn)), half):                  # balanced batches
+            x = norm(torch.cat([xm[pm[i:i + half]], xn[pn[i:i + half]]]))
+            y = torch.cat([torch.ones(len(pm[i:i + half])), torch.zeros(len(pn[i:i + half]))]).long()
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            acc = (model(x_val).argmax(1) == y_val).float().mean().item()
+        hist["train_loss"].append(float(np.mean(losses)))
+        hist["val_acc"].append(acc)
+        if acc > best:
+            best, best_state, chosen = acc, copy.deepcopy(model.state_dict()), epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    return MLPAttack(model, mean, std, chosen, hist)
+
+
+def best_threshold(scores_member: np.ndarray, scores_nonmember: np.ndarray) -> float:
+    """The threshold maximising balanced accuracy of ``score >= threshold`` (fit on D_aux)."""
+    s = np.concatenate([scores_member, scores_nonmember])
+    cands = np.unique(s)
+    accs = [0.5 * ((scores_member >= c).mean() + (scores_nonmember < c).mean()) for c in cands]
+    return float(cands[int(np.argmax(accs))])
+
+
+@dataclass
+class LossAtT:
+    t_index: int
+    timestep: int
+    threshold: float
+    aux_auc: dict
+
+    def score(self, maps: torch.Tensor) -> np.ndarray:
+        """-mean loss at the chosen timestep: (N, K, 4, h, w) -> (N,)."""
+        return -maps[:, self.t_index].flatten(1).mean(1).numpy()
+
+
+def fit_loss_at_t(maps_member: torch.Tensor, maps_nonmember: torch.Tensor, timesteps=TIMESTEPS) -> LossAtT:
+    """Loss@t: choose t by AUC on D_aux, then the threshold by balanced accuracy on D_aux."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.r_[np.ones(len(maps_member)), np.zeros(len(maps_nonmember))]
+    aucs = {}
+    for k, t in enumerate(timesteps):
+        s = -torch.cat([maps_member[:, k], maps_nonmember[:, k]]).flatten(1).mean(1).numpy()
+        aucs[int(t)] = float(roc_auc_score(y, s))
+    k = int(np.argmax(list(aucs.values())))
+    att = LossAtT(k, int(timesteps[k]), 0.0, aucs)
+    att.threshold = best_threshold(att.score(maps_member), att.score(maps_nonmember))
+    return att
+
+
+def probe(parts, splits, noise_seed: int = 0) -> dict[str, torch.Tensor]:
+    """The attacker's loss maps (N, K, 4, h, w) of every private set on one model, with fixed noise seeds."""
+    from . import data, losses, models
+
+    out = {}
+    for name in data.PRIVATE:
+        z0, cond = models.encode_items(parts, splits[name])
+        out[name] = losses.loss_maps_at(parts["unet"], parts["scheduler"], z0, cond, TIMESTEPS, N_DRAWS, noise_seed)
+    return out
+
+
+def audit(maps: dict[str, torch.Tensor], seed: int = 0, mlp_epochs: int = 100, mlp_lr: float = 1e-3) -> dict:
+    """Fit both attacks on D_aux, evaluate once on D_te; per attack: metrics, D_te scores and the fitted knobs."""
+    from . import metrics
+
+    mlp = fit_mlp(maps["member_aux"], maps["nonmember_aux"], epochs=mlp_epochs, lr=mlp_lr, seed=seed)
+    lat = fit_loss_at_t(maps["member_aux"], maps["nonmember_aux"])
+    out = {}
+    for name, att, knobs in (("loss_map_mlp", mlp, {"chosen_epoch": mlp.chosen_epoch,
+                                                    "val_acc": mlp.history["val_acc"][mlp.chosen_epoch]}),
+                             ("loss_at_t", lat, {"timestep": lat.timestep, "threshold": lat.threshold,
+                                                 "aux_auc_by_t": lat.aux_auc})):
+        sm, sn = att.score(maps["member_te"]), att.score(maps["nonmember_te"])
+        out[name] = {**metrics.membership(sm, sn, att.threshold), "chosen_on_aux": knobs,
+                     "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
+    return out

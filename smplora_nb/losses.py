@@ -1,0 +1,42 @@
+"""The adaptation loss as a per-element map, and the paper's objectives (arXiv 2402.11989, Sections 3-4).
+
+Per-sample adaptation loss (PAPER.md, "Objectives"):
+
+    l_ada(x, y) = || eps - eps_theta(z_t, t, tau(y)) ||^2,   z_t = sqrt(abar_t) E(x) + sqrt(1 - abar_t) eps
+
+Its *unreduced* per-element square (shape (4, h, w) per image) is both what LoRA minimises (its mean) and what
+the paper's attack reads (its flattened map), so one U-Net forward serves both.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def loss_map(unet, scheduler, z0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
+             noise: torch.Tensor) -> torch.Tensor:
+    """(eps - eps_theta(z_t, t, c))^2 per element: (B, 4, h, w) for latents z0 (B, 4, h, w), t (B,), c (B, T, D)."""
+    z_t = scheduler.add_noise(z0, noise, t)                              # (B, 4, h, w)
+    pred = unet(z_t, t, cond).sample                                      # (B, 4, h, w)
+    return (noise - pred.float()) ** 2
+
+
+@torch.no_grad()
+def loss_maps_at(unet, scheduler, z0: torch.Tensor, cond: torch.Tensor, timesteps, n_draws: int = 1,
+                 seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+    """Loss maps at fixed ``timesteps``, averaged over ``n_draws`` noise draws: (N, K, 4, h, w).
+
+    The noise of draw d at timestep index k comes from a generator seeded with (seed, k, d) over the whole set, so
+    the same image gets the same noise for every model scored: differences between models are not noise luck.
+    """
+    n = len(z0)
+    out = torch.zeros((n, len(timesteps)) + tuple(z0.shape[1:]))
+    device = z0.device
+    for k, t in enumerate(timesteps):
+        for d in range(n_draws):
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + k * 1009 + d)
+            noise = torch.randn(z0.shape, generator=gen).to(device)      # (N, 4, h, w)
+            for i in range(0, n, batch_size):
+                tt = torch.full((min(batch_size, n - i),), int(t), device=device, dtype=torch.long)
+                m = loss_map(unet, scheduler, z0[i:i + batch_size], cond[i:i + batch_size], tt, noise[i:i + batch_size])
+                out[i:i + batch_size, k] += m.cpu() / n_draws
+    return out

@@ -1,0 +1,51 @@
+"""Attacks on toy loss maps: the paper's MLP and Loss@t find a planted membership signal; their knobs come from D_aux."""
+import numpy as np
+import torch
+
+from smplora_nb import attack, metrics
+
+
+def _toy(n, member, gen, informative=2, k=4):
+    maps = torch.rand((n, k, 4, 2, 2), generator=gen) + 0.5                 # (N, K, 4, h, w)
+    if member:
+        maps[:, informative] *= 0.5                                         # members: lower loss at one timestep
+    return maps
+
+
+def test_mlp_architecture_is_the_papers():
+    layers = [m for m in attack.LossMapMLP(64).net]
+    linears = [m for m in layers if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(64, 512), (512, 256), (256, 2)]
+    assert [m.p for m in layers if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
+
+
+def test_mlp_learns_a_separable_toy_case():
+    gen = torch.Generator().manual_seed(0)
+    aux_m, aux_n = _toy(60, True, gen), _toy(60, False, gen)
+    te_m, te_n = _toy(50, True, gen), _toy(50, False, gen)
+    att = attack.fit_mlp(aux_m, aux_n, epochs=30, seed=0)
+    res = metrics.membership(att.score(te_m), att.score(te_n), att.threshold)
+    assert res["auc"] > 0.95 and res["asr"] > 0.85
+    assert att.chosen_epoch == int(np.argmax(att.history["val_acc"]))      # chosen on held-out D_aux, not D_te
+
+
+def test_mlp_is_deterministic_under_a_seed():
+    gen = torch.Generator().manual_seed(1)
+    aux_m, aux_n = _toy(20, True, gen), _toy(20, False, gen)
+    a = attack.fit_mlp(aux_m, aux_n, epochs=3, seed=5).score(aux_m)
+    b = attack.fit_mlp(aux_m, aux_n, epochs=3, seed=5).score(aux_m)
+    assert np.array_equal(a, b)
+
+
+def test_loss_at_t_picks_the_informative_timestep_on_aux():
+    gen = torch.Generator().manual_seed(0)
+    aux_m, aux_n = _toy(40, True, gen), _toy(40, False, gen)
+    att = attack.fit_loss_at_t(aux_m, aux_n, timesteps=(10, 20, 30, 40))
+    assert att.t_index == 2 and att.timestep == 30
+    te = metrics.membership(att.score(_toy(30, True, gen)), att.score(_toy(30, False, gen)), att.threshold)
+    assert te["auc"] > 0.95 and te["asr"] > 0.85
+
+
+def test_best_threshold_maximises_balanced_accuracy():
+    # t=6: members 3/4, non-members 3/3 -> 0.875 beats t=4: 4/4 and 2/3 -> 0.833
+    assert attack.best_threshold(np.array([4.0, 6.0, 7.0, 8.0]), np.array([1.0, 5.0, 2.0])) == 6.0

@@ -1,0 +1,68 @@
+"""Membership metrics on hand-made score vectors, and the quality helpers."""
+import numpy as np
+import pytest
+
+from smplora_nb import metrics
+
+
+def test_perfect_and_reversed_separation():
+    m = metrics.membership([3, 4, 5], [0, 1, 2], threshold=2.5)
+    assert m["auc"] == 1.0 and m["asr"] == 1.0 and m["auc_dev"] == 1.0
+    r = metrics.membership([0, 1, 2], [3, 4, 5], threshold=2.5)
+    assert r["auc"] == 0.0 and r["auc_dev"] == 1.0 and r["asr"] == 0.0
+
+
+def test_known_auc_from_pair_counts():
+    # pairs (member > non-member): 1 vs {0.5}: 1, 2 vs {0.5, 1.5}: 2, 0 vs none -> 3 of 6 pairs, tie-free
+    m = metrics.membership([1.0, 2.0, 0.0], [0.5, 1.5], threshold=1.0)
+    assert m["auc"] == pytest.approx(3 / 6)
+    assert m["auc_dev"] == pytest.approx(0.0)
+
+
+def test_asr_is_balanced_accuracy_of_the_fixed_rule():
+    # members: 2 of 4 above 0.5; non-members: 3 of 3 below -> (0.5 + 1.0) / 2
+    m = metrics.membership([0.9, 0.8, 0.1, 0.2], [0.3, 0.2, 0.1], threshold=0.5)
+    assert m["asr"] == pytest.approx(0.75)
+
+
+def test_conservative_tpr_at_fpr():
+    # 100 non-members at 0..99, members at 97.5 (above 97 of them, so FPR 2% to catch it) and at 200
+    neg = np.arange(100.0)
+    pos = np.array([97.5, 200.0])
+    y, s = np.r_[np.ones(2), np.zeros(100)], np.r_[pos, neg]
+    # at FPR <= 1% at most one non-member (99) may score above the threshold: only the member at 200 is caught
+    assert metrics.tpr_at_fpr(y, s, 0.01) == pytest.approx(0.5)
+    # at FPR <= 5%, the threshold can go down to 95: both members count
+    assert metrics.tpr_at_fpr(y, s, 0.05) == pytest.approx(1.0)
+    # below 1/100 FPR, 100 non-members cannot resolve the rate: "not measurable"
+    assert metrics.tpr_at_fpr(y, s, 0.0099) is None
+
+
+def test_tpr_not_measurable_with_too_few_nonmembers():
+    y = np.r_[np.ones(50), np.zeros(50)]
+    s = np.random.default_rng(0).normal(size=100)
+    assert metrics.tpr_at_fpr(y, s, 0.01) is None          # 1% FPR needs >= 100 non-members
+    assert metrics.tpr_at_fpr(y, s, 0.05) is not None
+    assert metrics.membership(s[:50], s[50:], 0.0)["tpr_at_1pct_fpr"] is None
+
+
+def test_nonfinite_scores_are_rejected():
+    with pytest.raises(ValueError, match="finite"):
+        metrics.membership([np.nan, 1.0], [0.0, 1.0], 0.5)
+
+
+def test_fid_kid_near_zero_for_same_distribution_and_large_for_shifted():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(500, 8)), rng.normal(size=(500, 8))
+    assert metrics.fid_kid(a, a)["fid"] == pytest.approx(0.0, abs=1e-6)
+    same = metrics.fid_kid(a, b)
+    assert same["fid"] < 0.5 and abs(same["kid"]) < 0.05
+    far = metrics.fid_kid(a, a + 1.0)
+    assert far["fid"] == pytest.approx(8.0, rel=0.05)      # ||mu1 - mu2||^2 = 8, same covariance
+    assert far["kid"] > 0.1
+
+
+def test_feature_net_features_shape():
+    net = metrics.FeatureNet()
+    f = net.features(np.zeros((5, 16, 16, 3), np.uint8))
+    assert f.shape == (5, 64) and np.isfinite(f).all()

@@ -1,0 +1,78 @@
+"""LoRA training: only LoRA trains, resume reaches the same weights, runs are cached, and the saved adapter loads
+with a plain diffusers ``load_lora_weights`` and changes the output."""
+import numpy as np
+import pytest
+import torch
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import load_file
+
+from smplora_nb import lora, models, train
+
+
+def _weights(folder):
+    return load_file(str(folder / "lora" / lora.WEIGHTS_NAME))
+
+
+def test_attach_trains_only_lora(tiny_setup):
+    *_, base = tiny_setup
+    unet = models.load_pipeline(base).unet
+    params = lora.attach(unet, rank=4, alpha=4.0)
+    names = [n for n, p in unet.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n for n in names) and len(names) == len(params)
+    a, b = lora.split_ab(unet)
+    assert len(a) == len(b) > 0 and all(torch.count_nonzero(p) == 0 for p in b)   # B = 0: starts at the base
+
+
+def test_resume_reaches_the_same_final_weights(tiny_setup, monkeypatch, tmp_path):
+    cfg, _, splits, base = tiny_setup
+    full = train.train(cfg, splits, base, checkpoint_every=2, progress=False)
+    reference = _weights(full)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "second"))
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, splits, base, checkpoint_every=2, progress=False, interrupt_at_epoch=2)
+    folder = train.paths.cache_dir("runs") / train.run_key(cfg, splits, base)
+    assert (folder / "checkpoint" / "state.json").exists() and not (folder / "train_log.json").exists()
+    resumed = train.train(cfg, splits, base, checkpoint_every=2, progress=False)
+    again = _weights(resumed)
+    assert reference.keys() == again.keys()
+    assert all(torch.equal(reference[k], again[k]) for k in reference)
+    log = train.paths.read_json(resumed / "train_log.json")
+    assert log["steps"] == cfg.train.epochs * int(np.ceil(12 / cfg.train.batch_size))
+
+
+def test_finished_run_is_reused(tiny_setup, monkeypatch):
+    cfg, _, splits, base = tiny_setup
+    first = train.train(cfg, splits, base, progress=False)
+    monkeypatch.setattr(train.lora, "attach", lambda *a, **k: pytest.fail("trained a finished run again"))
+    assert train.train(cfg, splits, base, progress=False) == first
+
+
+@pytest.mark.parametrize("variant", [{}, {"lora_targets": "all"}, {"text_encoder_lr": 1e-2}],
+                         ids=["attention", "all-targets", "text-encoder"])
+def test_plain_load_lora_weights_loads_and_changes_output(tiny_setup, variant):
+    from diffusers import StableDiffusionPipeline
+
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    cfg = config.replace(cfg, epochs=2, **variant)
+    run = train.train(cfg, splits, base, progress=False)
+    pipe = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False)
+    before = models.generate(pipe, ["a red digit one"], seed=0, steps=3)
+    pipe.load_lora_weights(str(run / "lora"))                           # the plain diffusers call
+    after = models.generate(pipe, ["a red digit one"], seed=0, steps=3)
+    assert before.shape == after.shape and not np.array_equal(before, after)
+    saved = _weights(run)
+    assert any(k.startswith("unet.") for k in saved)
+    assert any(k.startswith("text_encoder.") for k in saved) == ("text_encoder_lr" in variant)
+    for comp in ("unet", "text_encoder"):                               # every saved tensor arrived unchanged
+        mine = {k[len(comp) + 1:]: v for k, v in saved.items() if k.startswith(comp + ".")}
+        if mine:
+            got = get_peft_model_state_dict(getattr(pipe, comp), adapter_name="default_0")
+            assert mine.keys() == got.keys() and all(torch.equal(mine[k], got[k]) for k in mine)
+
+
+def test_encode_items_shapes(tiny_setup):
+    cfg, _, splits, base = tiny_setup
+    z0, cond = models.encode_items(models.load_pipeline(base).components, splits["member_aux"])
+    assert z0.shape == (6, 4, 8, 8) and cond.shape[0] == 6 and torch.isfinite(z0).all()
