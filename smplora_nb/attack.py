@@ -5,11 +5,14 @@ pair on the adapted model, and knows D_aux = member_aux + nonmember_aux. Every f
 D_te is touched once, to report.
 
 The attacker's computation, the same for every model it attacks: loss maps (eps - eps_theta(z_t, t, c))^2 at the
-fixed timesteps ``TIMESTEPS``, each averaged over ``N_DRAWS`` seeded noise draws (``losses.loss_maps_at``).
+fixed timesteps ``TIMESTEPS``, each averaged over ``N_DRAWS`` seeded noise draws (``losses.loss_maps_at``), and,
+as the paper reads them, one map per image at its own random t with one draw (``losses.loss_maps_random_t``).
 
-* ``LossMapMLP`` - the paper's h / h': MLP [512, 256, 2], ReLU, dropout 0.5, on the flattened log loss maps.
-  Trained on D_aux; its checkpoint (epoch) is chosen by accuracy on a held-out part of D_aux (the paper chose it on
-  D_te, which overstates leakage). Decision rule: argmax, i.e. P(member) >= 0.5.
+* ``loss_map_mlp`` - the paper's h': MLP [512, 256, 2], ReLU, dropout 0.5, on the flattened log loss maps at the
+  fixed timesteps, Adam lr 1e-3. Trained on D_aux; its checkpoint (epoch) is chosen by accuracy on a held-out part
+  of D_aux (the paper chose it on D_te, which overstates leakage). Decision rule: argmax, i.e. P(member) >= 0.5.
+* ``loss_map_mlp_paper`` - the same MLP exactly as the paper describes its input and optimiser: one map at a random
+  t ~ U{0..999}, one noise draw, Adam lr 1e-5, 100 epochs. Reported to show what the paper's recipe finds here.
 * ``loss_at_t`` - Loss@t (Matsumoto et al. 2023): score = -mean loss at one timestep; t (among ``TIMESTEPS``) by
   AUC on D_aux, threshold by balanced accuracy on D_aux.
 Scores are "higher = more likely a member".
@@ -25,7 +28,7 @@ from torch import nn
 
 TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000)
 N_DRAWS = 4                           # noise draws averaged per timestep
-ATTACKS = ("loss_map_mlp", "loss_at_t")  # the paper's MLP on loss maps; Loss@t threshold (Matsumoto et al.)
+ATTACKS = ("loss_map_mlp", "loss_at_t", "loss_map_mlp_paper")
 
 
 class LossMapMLP(nn.Module):
@@ -144,29 +147,43 @@ def fit_loss_at_t(maps_member: torch.Tensor, maps_nonmember: torch.Tensor, times
     return att
 
 
-def probe(parts, splits, noise_seed: int = 0) -> dict[str, torch.Tensor]:
-    """The attacker's loss maps (N, K, 4, h, w) of every private set on one model, with fixed noise seeds."""
+def probe(parts, splits, noise_seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """The attacker's loss maps of every private set on one model, with fixed noise seeds:
+    ``{"fixed_t": {set: (N, K, 4, h, w)}, "random_t": {set: (N, 1, 4, h, w)}}``."""
     from . import data, losses, models
 
-    out = {}
+    out = {"fixed_t": {}, "random_t": {}}
+    unet, sched = parts["unet"], parts["scheduler"]
     for name in data.PRIVATE:
-        z0, cond = models.encode_items(parts, splits[name])
-        out[name] = losses.loss_maps_at(parts["unet"], parts["scheduler"], z0, cond, TIMESTEPS, N_DRAWS, noise_seed)
+        z0, cond = models.encode_items(parts, splits[name], unet.device)
+        out["fixed_t"][name] = losses.loss_maps_at(unet, sched, z0, cond, TIMESTEPS, N_DRAWS, noise_seed)
+        out["random_t"][name] = losses.loss_maps_random_t(unet, sched, z0, cond, noise_seed)
     return out
 
 
-def audit(maps: dict[str, torch.Tensor], seed: int = 0, mlp_epochs: int = 100, mlp_lr: float = 1e-3) -> dict:
-    """Fit both attacks on D_aux, evaluate once on D_te; per attack: metrics, D_te scores and the fitted knobs."""
+def mean_loss(maps: torch.Tensor) -> np.ndarray:
+    """Per-image mean of loss maps (N, ...) -> (N,)."""
+    return maps.flatten(1).mean(1).numpy()
+
+
+def audit(maps: dict, seed: int = 0, mlp_epochs: int = 100, mlp_lr: float = 1e-3) -> dict:
+    """Fit every attack on D_aux, evaluate once on D_te; per attack: metrics, D_te scores and the fitted knobs."""
     from . import metrics
 
-    mlp = fit_mlp(maps["member_aux"], maps["nonmember_aux"], epochs=mlp_epochs, lr=mlp_lr, seed=seed)
-    lat = fit_loss_at_t(maps["member_aux"], maps["nonmember_aux"])
+    fixed, rand = maps["fixed_t"], maps["random_t"]
+    mlp = fit_mlp(fixed["member_aux"], fixed["nonmember_aux"], epochs=mlp_epochs, lr=mlp_lr, seed=seed)
+    paper = fit_mlp(rand["member_aux"], rand["nonmember_aux"], epochs=100, lr=1e-5, seed=seed,
+                    weight_decay=0.0)
+    lat = fit_loss_at_t(fixed["member_aux"], fixed["nonmember_aux"])
     out = {}
-    for name, att, knobs in (("loss_map_mlp", mlp, {"chosen_epoch": mlp.chosen_epoch,
-                                                    "val_acc": mlp.history["val_acc"][mlp.chosen_epoch]}),
-                             ("loss_at_t", lat, {"timestep": lat.timestep, "threshold": lat.threshold,
-                                                 "aux_auc_by_t": lat.aux_auc})):
-        sm, sn = att.score(maps["member_te"]), att.score(maps["nonmember_te"])
+    for name, att, m, knobs in (
+            ("loss_map_mlp", mlp, fixed, {"chosen_epoch": mlp.chosen_epoch,
+                                          "val_acc": mlp.history["val_acc"][mlp.chosen_epoch]}),
+            ("loss_at_t", lat, fixed, {"timestep": lat.timestep, "threshold": lat.threshold,
+                                       "aux_auc_by_t": lat.aux_auc}),
+            ("loss_map_mlp_paper", paper, rand, {"chosen_epoch": paper.chosen_epoch,
+                                                 "val_acc": paper.history["val_acc"][paper.chosen_epoch]})):
+        sm, sn = att.score(m["member_te"]), att.score(m["nonmember_te"])
         out[name] = {**metrics.membership(sm, sn, att.threshold), "chosen_on_aux": knobs,
                      "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
     return out

@@ -112,7 +112,7 @@ RANGES = {
     "pretrain_batch_size": (1, INF), "pretrain_lr": (1e-8, 1.0), "caption_dropout": (0.0, 1.0),
     "sample_steps": (1, 1000), "guidance_scale": (0.0, 100.0), "lora_rank": (1, 4096), "lora_alpha": (1e-6, INF),
     "lr": (1e-10, 1.0), "text_encoder_lr": (0.0, 1.0), "proxy_lr": (0.0, 1.0), "proxy_weight_decay": (0.0, 1.0),
-    "lam": (0.0, 1e4), "delta": (1e-12, 1.0), "k_steps": (0, INF), "batch_size": (1, INF), "epochs": (1, INF),
+    "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "delta": (1e-12, 1.0), "k_steps": (0, INF), "batch_size": (1, INF), "epochs": (1, INF),
 }
 CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "mixed_precision": ("no", "fp16", "bf16"), "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
@@ -171,6 +171,9 @@ def validate(cfg: Config) -> Config:
     d = cfg.data.dataset
     if not isinstance(d, str) or not (d == "digits" or d.startswith(("folder:", "hub:"))) or d in ("folder:", "hub:"):
         raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {d!r}")
+    if d.startswith("hub:") and cfg.profile == "tiny":
+        raise ValueError("dataset 'hub:ID' needs network access and SD-scale compute: use profile='paper' "
+                         "(or download it once and pass 'folder:PATH')")
     if cfg.data.resolution % 8:
         raise ValueError(f"resolution must be a multiple of 8, got {cfg.data.resolution}")
     for name in ("unet_channels", "vae_channels"):

@@ -40,3 +40,17 @@ def loss_maps_at(unet, scheduler, z0: torch.Tensor, cond: torch.Tensor, timestep
                 m = loss_map(unet, scheduler, z0[i:i + batch_size], cond[i:i + batch_size], tt, noise[i:i + batch_size])
                 out[i:i + batch_size, k] += m.cpu() / n_draws
     return out
+
+
+@torch.no_grad()
+def loss_maps_random_t(unet, scheduler, z0: torch.Tensor, cond: torch.Tensor, seed: int = 0,
+                       batch_size: int = 256) -> torch.Tensor:
+    """One loss map per image at its own t ~ U{0..999} and one noise draw, as the paper's attack reads it:
+    (N, 1, 4, h, w). Seeded over the whole set, so every model sees the same (t, noise) per image."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + 7)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z0),), generator=gen)        # (N,)
+    noise = torch.randn(z0.shape, generator=gen)                                                    # (N, 4, h, w)
+    out = [loss_map(unet, scheduler, z0[i:i + batch_size], cond[i:i + batch_size],
+                    t[i:i + batch_size].to(z0.device), noise[i:i + batch_size].to(z0.device)).cpu()
+           for i in range(0, len(z0), batch_size)]
+    return torch.cat(out)[:, None]

@@ -159,7 +159,9 @@ def quality_extractor(splits, cfg) -> QualityExtractor:
     """Inception (clean-fid) for SD-scale profiles; the offline digit CNN for ``tiny`` (trained on the public split)."""
     if cfg.model.base == "tiny":
         net = train_feature_net(splits["public"], seed=0)
-        return QualityExtractor(net.features, TINY_FEATURES, digit_classifier(splits["public"]))
+        scale = 1.0 / net.features(np.stack([it.image for it in splits["public"]])).std()   # unit-scale features
+        return QualityExtractor(lambda images: net.features(images) * scale, TINY_FEATURES,
+                                digit_classifier(splits["public"]))
     return QualityExtractor(_inception_features(), "clean-fid Inception-v3 pool features (2048-d), clean resize")
 
 
@@ -195,3 +197,11 @@ def method_summary(audits: dict, quality: dict) -> dict:
     return {"per_seed": per_seed, "attacks": attacks, "quality": qual,
             "mean": {**{k: attacks[PAPER_ATTACK]["mean"][k] for k in MEMBERSHIP}, **qual["mean"]},
             "sem": {**{k: attacks[PAPER_ATTACK]["sem"][k] for k in MEMBERSHIP}, **qual["sem"]}}
+
+
+def claim(text: str, value, op: str, target: float) -> dict:
+    """A checkable statement about a measured value, e.g. ``claim("LoRA ASR", 0.81, ">=", 0.70)``; stored in
+    ``metrics.json["claims"]`` and printed by the runner, so every run says which claims held."""
+    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+    holds = value is not None and bool(ops[op](value, target))
+    return {"claim": text, "value": value, "op": op, "target": target, "holds": holds}

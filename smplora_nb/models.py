@@ -112,7 +112,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def encode_text(parts: dict, captions: list[str]) -> torch.Tensor:
     tok = parts["tokenizer"](captions, padding="max_length", max_length=parts["tokenizer"].model_max_length,
                              truncation=True, return_tensors="pt")
-    return parts["text_encoder"](tok.input_ids)[0]                       # (N, T, text_dim)
+    encoder = parts["text_encoder"]
+    return encoder(tok.input_ids.to(encoder.device))[0]                  # (N, T, text_dim)
 
 
 def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
@@ -197,7 +198,7 @@ def pretrain_tiny(public: list[data.Item], words: list[str], mcfg, resolution: i
 def tiny_cache_key(cfg, public: list[data.Item], words: list[str]) -> str:
     return paths.config_hash({"version": TINY_VERSION, "dataset": cfg.data.dataset,
                               "resolution": cfg.data.resolution, "prefix": cfg.data.caption_prefix,
-                              "public": [it.sha256 for it in public], "words": words,
+                              "public": [(it.sha256, it.caption) for it in public], "words": words,
                               "model": {k: v for k, v in vars(cfg.model).items() if k not in SAMPLING_FIELDS}})
 
 
@@ -219,7 +220,8 @@ def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Ite
 
 def encode_items(parts: dict, items, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Cached inputs of a set of items: latents z0 = E(x) * scaling (N, 4, h, w) and caption embeddings (N, T, D)."""
-    vae = parts["vae"]
+    vae = parts["vae"].to(device)
+    parts["text_encoder"].to(device)
     with torch.no_grad():
         x = to_tensor([it.image for it in items]).to(device, vae.dtype)          # (N, 3, H, W)
         z0 = torch.cat([vae.encode(x[i:i + 64]).latent_dist.mean for i in range(0, len(x), 64)])
@@ -231,13 +233,23 @@ def encode_items(parts: dict, items, device="cpu") -> tuple[torch.Tensor, torch.
 
 # -------------------------------------------------------------------------------------------- loading
 
-def load_pipeline(source, dtype: torch.dtype | None = None, config: str | None = None):
+def load_pipeline(source, dtype: torch.dtype | None = None, config: str | None = None, device=None):
     """Load an SD-architecture pipeline from a diffusers folder, a hub id or a single ``.safetensors`` file.
 
     The tiny model and SD v1.5 go through the same ``StableDiffusionPipeline.from_pretrained``. Only safetensors
     weights are read: pickle checkpoints (.ckpt/.pt/.bin) are refused because unpickling can run code.
-    ``config`` (single-file only) is a folder or hub id with the matching diffusers configs.
+    ``config`` (single-file only) is a folder or hub id with the matching diffusers configs. ``device`` defaults to
+    accelerate's (the GPU when there is one).
     """
+    pipe = _load(source, dtype, config)
+    if device is None:
+        from accelerate import PartialState
+
+        device = PartialState().device
+    return pipe.to(device)
+
+
+def _load(source, dtype, config):
     from diffusers import StableDiffusionPipeline
 
     kw = dict(safety_checker=None, requires_safety_checker=False, torch_dtype=dtype)

@@ -126,9 +126,13 @@ def atomic_dir(final: Path):
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
+        old = final.with_name(f".{final.name}.old")
+        if final.exists():                       # move the old one aside first: a crash never leaves neither
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
         os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

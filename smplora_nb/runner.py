@@ -57,6 +57,13 @@ def declared_parameters(notebook: Path) -> set[str]:
             if isinstance(t, ast.Name)}
 
 
+def _claims(stem: str) -> list:
+    try:
+        return paths.read_metrics(stem).get("claims", [])
+    except FileNotFoundError:
+        return []
+
+
 def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Path = NOTEBOOK_DIR,
         progress: bool = True) -> list[Path]:
     """Execute the selected notebooks with papermill; return the paths of the executed copies."""
@@ -78,5 +85,7 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
         pm.execute_notebook(str(nb), str(out), parameters=mine, cwd=str(nb.parent), kernel_name="python3",
                             progress_bar=progress)
         print(f"[smplora_nb] {nb.stem} finished in {time.time() - start:.0f} s -> {out}", flush=True)
+        for c in _claims(nb.stem):
+            print(f"[smplora_nb]   {'holds ' if c['holds'] else 'FAILS '} {c['claim']}: {c['value']}", flush=True)
         done.append(out)
     return done

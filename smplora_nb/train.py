@@ -7,7 +7,8 @@ Per step, for a batch (x, y) of members with cached latents z0 = E(x) and captio
 and only the LoRA matrices A, B are updated (AdamW, lr ``cfg.train.lr``). Runs are cached under
 ``outputs/cache/runs/<hash of config, split and base>/``; checkpoints (LoRA weights, optimizer, RNG state) are written
 every ``checkpoint_every`` epochs, and ``resume=True`` continues an interrupted run to the same final weights on CPU.
-Device and precision come from accelerate (CPU here, one GPU, or several with ``accelerate launch``).
+Device and precision come from accelerate (CPU here, or one GPU); the loop runs in one process: sharding the data
+over several ``accelerate launch`` processes is not implemented yet.
 """
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ OBJECTIVE_VERSION = 1                 # bump when the training objective's code 
 
 
 def run_key(cfg, splits, base) -> str:
-    members = [it.sha256 for it in splits["member_aux"] + splits["member_te"]]
-    return paths.config_hash({"train": vars(cfg.train), "data": vars(cfg.data), "base": str(base),
+    """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
+    members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
+    base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
+    return paths.config_hash({"train": vars(cfg.train), "data": vars(cfg.data), "base": base_id,
                               "members": members, "objective": OBJECTIVE_VERSION})
 
 
@@ -34,8 +37,10 @@ def _rng_state(gen: torch.Generator) -> dict:
     return {"generator": gen.get_state()}
 
 
-def _save_checkpoint(folder: Path, unet, text_encoder, opt, gen, epoch: int, step_losses: list) -> None:
+def _save_checkpoint(folder: Path, unet, text_encoder, opt, scaler, gen, epoch: int, step_losses: list) -> None:
     with paths.atomic_dir(folder / "checkpoint") as tmp:
+        if scaler is not None:                                           # fp16 loss scale, for exact resumes
+            torch.save(scaler.state_dict(), tmp / "scaler.pt")
         save_file(lora.state_dict(unet), str(tmp / "lora.safetensors"))
         if text_encoder is not None:
             save_file(lora.state_dict(text_encoder), str(tmp / "text_encoder_lora.safetensors"))
@@ -44,8 +49,10 @@ def _save_checkpoint(folder: Path, unet, text_encoder, opt, gen, epoch: int, ste
         paths.write_json(tmp / "state.json", {"epoch": epoch, "step_losses": step_losses})
 
 
-def _load_checkpoint(folder: Path, unet, text_encoder, opt, gen) -> tuple[int, list]:
+def _load_checkpoint(folder: Path, unet, text_encoder, opt, scaler, gen) -> tuple[int, list]:
     ck = folder / "checkpoint"
+    if scaler is not None and (ck / "scaler.pt").exists():
+        scaler.load_state_dict(torch.load(ck / "scaler.pt", weights_only=True))
     lora.load_state_dict(unet, load_file(str(ck / "lora.safetensors")))
     if text_encoder is not None:
         lora.load_state_dict(text_encoder, load_file(str(ck / "text_encoder_lora.safetensors")))
@@ -66,14 +73,15 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     from accelerate import Accelerator
 
     tc = cfg.train
+    if tc.method != "lora":
+        raise NotImplementedError(f"method {tc.method!r} is not implemented yet; only 'lora' trains")
     folder = paths.cache_dir("runs") / run_key(cfg, splits, base)
     if (folder / "train_log.json").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
     device = accelerator.device
-    pipe = models.load_pipeline(base)
-    parts = pipe.components
+    parts = models.load_pipeline(base, device=device).components
     members = splits["member_aux"] + splits["member_te"]
     z0, cond = models.encode_items(parts, members, device)                      # (N, 4, h, w), (N, T, D)
     unet, scheduler = parts["unet"].to(device), parts["scheduler"]
@@ -94,7 +102,8 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     gen = torch.Generator().manual_seed(tc.seed)
     start_epoch, step_losses = 0, []
     if resume and (folder / "checkpoint" / "state.json").exists():
-        start_epoch, step_losses = _load_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt, gen)
+        start_epoch, step_losses = _load_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt,
+                                                     accelerator.scaler, gen)
     n, bs = len(members), min(tc.batch_size, len(members))
     steps_per_epoch = int(np.ceil(n / bs))
     started = time.time()
@@ -119,12 +128,13 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
             step_losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(step_losses[-steps_per_epoch:]):.4f}")
         if (epoch + 1) % checkpoint_every == 0 and epoch + 1 < tc.epochs:
-            _save_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt, gen, epoch + 1, step_losses)
+            _save_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt, accelerator.scaler, gen,
+                             epoch + 1, step_losses)
             if interrupt_at_epoch is not None and epoch + 1 >= interrupt_at_epoch:
                 raise KeyboardInterrupt(f"interrupted after epoch {epoch + 1} (test hook)")
     unet = accelerator.unwrap_model(unet)
     lora.save(folder / "lora", unet, text_encoder)
     paths.write_json(folder / "train_log.json", {
         "method": tc.method, "seed": tc.seed, "epochs": tc.epochs, "steps": len(step_losses),
-        "n_members": n, "seconds_this_session": time.time() - started, "step_losses": step_losses})
+        "n_member": n, "seconds_this_session": time.time() - started, "step_losses": step_losses})
     return folder

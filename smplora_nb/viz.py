@@ -160,3 +160,12 @@ def metric_table(rows: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr"
     out = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     out += [f"| {label} | " + " | ".join(cell(s, c) for c in columns) + " |" for label, s in rows.items()]
     return "\n".join(out)
+
+
+def claims_table(claims: list) -> str:
+    """Markdown table of ``metrics.claim`` records: what was claimed, what was measured, whether it held."""
+    rows = ["| claim | measured | target | holds |", "|---|---:|---:|:---:|"]
+    for c in claims:
+        v = "n/m" if c["value"] is None else f"{c['value']:.3f}"
+        rows.append(f"| {c['claim']} | {v} | {c['op']} {c['target']} | {'yes' if c['holds'] else '**no**'} |")
+    return "\n".join(rows)

@@ -1,5 +1,6 @@
 """Attacks on toy loss maps: the paper's MLP and Loss@t find a planted membership signal; their knobs come from D_aux."""
 import numpy as np
+import pytest
 import torch
 
 from smplora_nb import attack, metrics
@@ -49,3 +50,20 @@ def test_loss_at_t_picks_the_informative_timestep_on_aux():
 def test_best_threshold_maximises_balanced_accuracy():
     # t=6: members 3/4, non-members 3/3 -> 0.875 beats t=4: 4/4 and 2/3 -> 0.833
     assert attack.best_threshold(np.array([4.0, 6.0, 7.0, 8.0]), np.array([1.0, 5.0, 2.0])) == 6.0
+
+
+def test_audit_fits_every_knob_on_aux_only():
+    """Replacing D_te changes the reported metrics but none of the knobs: nothing is chosen on D_te."""
+    gen = torch.Generator().manual_seed(2)
+    def sets(k):
+        return {"member_aux": _toy(40, True, gen, 0, k), "nonmember_aux": _toy(40, False, gen, 0, k),
+                "member_te": _toy(30, True, gen, 0, k), "nonmember_te": _toy(30, False, gen, 0, k)}
+
+    maps = {"fixed_t": sets(4), "random_t": sets(1)}
+    other = {kind: {**m, "member_te": m["nonmember_te"], "nonmember_te": m["member_te"]} for kind, m in maps.items()}
+    a, b = attack.audit(maps, seed=0, mlp_epochs=5), attack.audit(other, seed=0, mlp_epochs=5)
+    assert set(a) == set(attack.ATTACKS)
+    for name in attack.ATTACKS:
+        assert a[name]["chosen_on_aux"] == b[name]["chosen_on_aux"]
+        assert a[name]["auc"] == pytest.approx(1 - b[name]["auc"])      # swapped D_te labels: the AUC flips
+    assert a["loss_map_mlp"]["auc"] > 0.9 and a["loss_at_t"]["auc"] > 0.9

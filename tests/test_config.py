@@ -19,9 +19,20 @@ def test_make_defaults_to_tiny_and_validates():
     assert config.validate(cfg) is cfg
 
 
-def test_make_tiny_equals_dataclass_defaults():
+def test_tiny_profile_is_dataclass_defaults_plus_its_overrides():
     cfg = config.make("tiny")
-    assert cfg == config.Config()
+    assert cfg == config.make("tiny", **config.PROFILES["tiny"])
+    defaults = config.flat(config.Config())
+    changed = {k for k, v in config.flat(cfg).items() if defaults[k] != v}
+    assert changed == set(config.PROFILES["tiny"])
+    # a quarter of the official Pokemon split, same proportions (200/233/200/200)
+    assert (cfg.split.member_aux, cfg.split.member_te, cfg.split.nonmember_aux, cfg.split.nonmember_te) == (50, 58, 50, 50)
+
+
+def test_hub_datasets_need_the_paper_profile():
+    with pytest.raises(ValueError, match="paper"):
+        config.make("tiny", dataset="hub:someone/pokemon")
+    assert config.make("paper", dataset="hub:someone/pokemon").data.dataset == "hub:someone/pokemon"
 
 
 def test_paper_profile_values():
@@ -44,7 +55,7 @@ def test_paper_profile_values():
 def test_profile_does_not_leak_into_later_configs():
     config.make("paper")
     assert config.make().train.lora_rank == config.TrainConfig().lora_rank
-    assert config.PROFILES["tiny"] == {}
+    assert config.make("paper").train.lora_rank == 64
 
 
 def test_overrides_apply_on_top_of_profile():

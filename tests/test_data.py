@@ -49,7 +49,10 @@ def _counts(splits) -> dict[str, int]:
 
 
 def _split(**kw):
-    return config.make(**kw).split
+    """The paper-sized split (SplitConfig defaults: 200/233/200/200, 900 public) with overrides, validated."""
+    paper_sizes = {f: getattr(config.SplitConfig(), f) for f in ("member_aux", "member_te", "nonmember_aux",
+                                                                 "nonmember_te")}
+    return config.make(**{**paper_sizes, **kw}).split
 
 
 def _assert_disjoint_content(splits):
@@ -120,7 +123,7 @@ def test_load_dataset_rejects_unknown_spec():
 # ------------------------------------------------------------------------------------------------ splits
 
 def test_default_split_counts(digits):
-    splits = data.make_splits(digits, config.make().split)
+    splits = data.make_splits(digits, _split())
     assert list(splits) == list(data.SETS)
     assert _counts(splits) == {"public": 900, "member_aux": 200, "member_te": 233,
                                "nonmember_aux": 200, "nonmember_te": 200}

@@ -11,11 +11,17 @@ def _inputs(tiny_setup):
     return parts, z0, cond
 
 
-def test_loss_map_shape_and_sign(tiny_setup):
+def test_loss_map_matches_the_formula(tiny_setup):
+    """l = (eps - eps_theta(sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, t, c))^2, element by element."""
     parts, z0, cond = _inputs(tiny_setup)
     t = torch.full((len(z0),), 100)
-    m = losses.loss_map(parts["unet"], parts["scheduler"], z0, cond, t, torch.randn(z0.shape))
-    assert m.shape == z0.shape and (m >= 0).all()
+    eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+    m = losses.loss_map(parts["unet"], parts["scheduler"], z0, cond, t, eps)
+    abar = parts["scheduler"].alphas_cumprod[100]
+    with torch.no_grad():
+        pred = parts["unet"](abar.sqrt() * z0 + (1 - abar).sqrt() * eps, t, cond).sample
+    assert m.shape == z0.shape == (6, 4, 8, 8)
+    assert torch.allclose(m, (eps - pred) ** 2, atol=1e-5)
 
 
 def test_loss_maps_at_are_reproducible_and_batch_independent(tiny_setup):

@@ -76,3 +76,27 @@ def test_encode_items_shapes(tiny_setup):
     cfg, _, splits, base = tiny_setup
     z0, cond = models.encode_items(models.load_pipeline(base).components, splits["member_aux"])
     assert z0.shape == (6, 4, 8, 8) and cond.shape[0] == 6 and torch.isfinite(z0).all()
+
+
+def test_run_key_changes_with_what_changes_results(tiny_setup):
+    import dataclasses
+
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    key = train.run_key(cfg, splits, base)
+    assert key == train.run_key(cfg, splits, base)
+    assert key != train.run_key(config.replace(cfg, seed=cfg.train.seed + 1), splits, base)
+    assert key != train.run_key(config.replace(cfg, lora_rank=8), splits, base)
+    recaptioned = {**splits, "member_aux": [dataclasses.replace(splits["member_aux"][0], caption="a new caption")]
+                   + splits["member_aux"][1:]}
+    assert key != train.run_key(cfg, recaptioned, base)
+    assert key != train.run_key(cfg, splits, "some/other-base")
+
+
+def test_unimplemented_methods_are_refused(tiny_setup):
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    with pytest.raises(NotImplementedError, match="mp_lora"):
+        train.train(config.replace(cfg, method="mp_lora"), splits, base, progress=False)
