@@ -27,6 +27,7 @@ def check_01(m):
     assert m["counts"] == {name: getattr(split, name) for name in data.SETS}
     assert m["disjoint"] is True and m["n_items"] == 1797
     assert 0.0 <= m["digit_accuracy_base_samples"] <= 1.0 and m["digit_accuracy_real"] > 0.8
+    assert [c["holds"] for c in m["claims"]][:2] == [True, True]       # disjoint; 20+20 steps take < 300 s
     man = paths.read_json(paths.outputs_root() / "01_data_splitting" / "manifest.json")
     assert {k: len(v) for k, v in man["sets"].items()} == m["counts"]
     for fig in ("dataset_examples", "split_counts", "split_examples", "pretrain_loss", "base_samples"):
