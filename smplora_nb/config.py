@@ -70,6 +70,9 @@ class TrainConfig:
     lam: float = 0.05                # privacy weight lambda (paper App. F: 0.05)
     delta: float = 1e-5              # SMP-LoRA denominator offset delta (paper: 1e-5)
     k_steps: int = 1                 # proxy updates per LoRA step (official code: 1)
+    proxy_batch_size: int = 16       # proxy batch: half member_aux, half nonmember_aux (official code: 1 + 1)
+    two_forwards: bool = False       # MI gain from a second U-Net forward with fresh noise and t (official code)
+    hessian_every: int = 0           # Hessian top-eigenvalue diagnostic every N steps; 0 = off (paper: 100)
     batch_size: int = 32             # LoRA batch size (paper: 1)
     epochs: int = 300                # passes over D_tr (paper: 400)
     seed: int = 1337                 # training seed (paper code: 1337)
@@ -98,7 +101,7 @@ PROFILES: dict[str, dict] = {
     "paper": dict(
         resolution=512, caption_prefix="", public=0, split_seed=1337,
         base=SD15_HUB_ID, lora_rank=64, lora_alpha=32.0, lr=1e-4, text_encoder_lr=1e-5, proxy_lr=1e-5,
-        lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16",
+        lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16", proxy_batch_size=2,
         sample_steps=50, guidance_scale=7.5,
     ),
 }
@@ -112,12 +115,16 @@ RANGES = {
     "pretrain_batch_size": (1, INF), "pretrain_lr": (1e-8, 1.0), "caption_dropout": (0.0, 1.0),
     "sample_steps": (1, 1000), "guidance_scale": (0.0, 100.0), "lora_rank": (1, 4096), "lora_alpha": (1e-6, INF),
     "lr": (1e-10, 1.0), "text_encoder_lr": (0.0, 1.0), "proxy_lr": (0.0, 1.0), "proxy_weight_decay": (0.0, 1.0),
-    "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "delta": (1e-12, 1.0), "k_steps": (0, INF), "batch_size": (1, INF), "epochs": (1, INF),
+    "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "delta": (1e-12, 1.0),
+    "k_steps": (0, INF), "proxy_batch_size": (2, INF), "hessian_every": (0, INF), "batch_size": (1, INF),
+    "epochs": (1, INF),
 }
-CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "mixed_precision": ("no", "fp16", "bf16"), "profile": tuple(PROFILES)}
+CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "mixed_precision": ("no", "fp16", "bf16"),
+           "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
-            "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed"}
+            "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
+            "hessian_every"}
 STRINGS = {"dataset", "caption_prefix", "base"}
 
 
@@ -152,8 +159,8 @@ def _check(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if name in STRINGS and not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
-    if name == "identity_aware" and not isinstance(value, bool):
-        raise ValueError(f"identity_aware must be True or False, got {value!r}")
+    if name in ("identity_aware", "two_forwards") and not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
     if name == "gender_ratio" and isinstance(value, (int, float)) and -1 < value < 0:
         raise ValueError(f"gender_ratio must be -1 (any) or in [0, 1], got {value!r}")
     if name in RANGES:

@@ -54,3 +54,44 @@ def loss_maps_random_t(unet, scheduler, z0: torch.Tensor, cond: torch.Tensor, se
                     t[i:i + batch_size].to(z0.device), noise[i:i + batch_size].to(z0.device)).cpu()
            for i in range(0, len(z0), batch_size)]
     return torch.cat(out)[:, None]
+
+
+# --------------------------------------------------------------------------- objectives (paper Sections 3-4)
+
+def mi_gain(logits: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """MI gain of the proxy attack h on a batch (PAPER.md, "Objectives"):
+
+        G(h, D, f) = 1/(2|D_m|) sum_{D_m} log h(l_ada) + 1/(2|D_nm|) sum_{D_nm} log(1 - h(l_ada))   (G <= 0)
+
+    ``logits`` (B, 2) are h's outputs, ``member`` (B,) bool. A class absent from the batch drops out and the other
+    term gets the full weight, so on a members-only D_tr batch G = mean log h(l) = -CE(h(l), member), as in the
+    official code.
+    """
+    logp = torch.log_softmax(logits.float(), dim=1)                       # (B, 2)
+    parts = [logp[member, 1].mean()] if member.any() else []
+    parts += [logp[~member, 0].mean()] if (~member).any() else []
+    return torch.stack(parts).mean()
+
+
+def mp_lora_loss(l_ada: torch.Tensor, gain: torch.Tensor, lam: float) -> torch.Tensor:
+    """MP-LoRA (min-max): L_PL = L_ada + lam * G  (official code: L_ada - lam * CE(h(l(x_tr)), member)).
+
+    Minimising over LoRA pushes G down, i.e. makes members look like non-members to h; the gradient of the privacy
+    term is not scaled by L_ada, which is what makes the optimisation unstable (paper, Prop. 1: L1 = 0).
+    """
+    return l_ada + lam * gain
+
+
+def smp_lora_loss(l_ada: torch.Tensor, gain: torch.Tensor, lam: float, delta: float = 1e-5) -> torch.Tensor:
+    """SMP-LoRA: L_SPL = L_ada / (1 - lam * G + delta)  (official code: L_ada / (1 + lam * CE + delta)).
+
+    dL/dtheta = dL_ada/dtheta / (1 - lam*G + delta) + L_ada * lam * dG/dtheta / (1 - lam*G + delta)^2: the privacy
+    gradient is scaled by L_ada itself, and the factor 1 / (1 - lam*G + delta) (``rescale_factor``) shrinks steps
+    when the proxy is confident (paper, Prop. 2 and Table 3).
+    """
+    return l_ada / (1 - lam * gain + delta)
+
+
+def rescale_factor(gain: torch.Tensor, lam: float, delta: float = 1e-5) -> torch.Tensor:
+    """SMP-LoRA's adaptive rescaling 1 / (1 - lam * G + delta), in (0, 1] up to delta (paper, Table 3)."""
+    return 1.0 / (1 - lam * gain + delta)

@@ -1,4 +1,6 @@
-"""The per-element adaptation loss map: shape, sign, determinism, batch independence."""
+"""The per-element adaptation loss map (formula, determinism, batch independence) and the paper's objectives."""
+import numpy as np
+import pytest
 import torch
 
 from smplora_nb import losses, models, train
@@ -32,3 +34,44 @@ def test_loss_maps_at_are_reproducible_and_batch_independent(tiny_setup):
     c = losses.loss_maps_at(*args, n_draws=2, seed=4)
     assert a.shape == (len(z0), 2, 4, 8, 8)
     assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a, c)
+
+
+# --------------------------------------------------------------------------------------------- objectives
+
+
+def _logits(p_member):
+    p = torch.tensor(p_member, dtype=torch.float64)
+    return torch.log(torch.stack([1 - p, p], dim=1))                       # (B, 2): softmax gives (1-p, p)
+
+
+def test_mi_gain_matches_the_balanced_formula():
+    member = torch.tensor([True, True, False])
+    g = losses.mi_gain(_logits([0.8, 0.6, 0.3]), member)
+    # 1/(2|D_m|) sum log h + 1/(2|D_nm|) sum log(1 - h), with |D_m| = 2, |D_nm| = 1
+    assert g.item() == pytest.approx((np.log(0.8) + np.log(0.6)) / 4 + np.log(0.7) / 2)
+    assert g.item() <= 0
+
+
+def test_mi_gain_on_members_only_is_minus_cross_entropy():
+    logits = torch.randn(5, 2)
+    member = torch.ones(5, dtype=torch.bool)
+    ce = torch.nn.functional.cross_entropy(logits, member.long())
+    assert losses.mi_gain(logits, member).item() == pytest.approx(-ce.item(), rel=1e-6)
+
+
+def test_objectives_values_and_lam_zero_reduces_to_lora():
+    l_ada, gain = torch.tensor(0.2), torch.tensor(-0.7)
+    assert losses.mp_lora_loss(l_ada, gain, 0.05).item() == pytest.approx(0.2 - 0.035)
+    assert losses.smp_lora_loss(l_ada, gain, 0.05, 1e-5).item() == pytest.approx(0.2 / (1 + 0.035 + 1e-5))
+    assert losses.mp_lora_loss(l_ada, gain, 0.0).item() == pytest.approx(0.2)
+    assert losses.smp_lora_loss(l_ada, gain, 0.0, 1e-5).item() == pytest.approx(0.2, rel=1e-4)
+    assert 0 < losses.rescale_factor(gain, 0.05).item() <= 1
+
+
+@pytest.mark.parametrize("objective", [losses.mp_lora_loss, losses.smp_lora_loss])
+def test_objectives_push_the_mi_gain_down(objective):
+    """Both objectives increase with G, so gradient descent makes members look like non-members to h."""
+    l_ada = torch.tensor(0.3, requires_grad=True)
+    gain = torch.tensor(-0.5, requires_grad=True)
+    objective(l_ada, gain, 0.1).backward()
+    assert gain.grad.item() > 0 and l_ada.grad.item() > 0

@@ -94,9 +94,64 @@ def test_run_key_changes_with_what_changes_results(tiny_setup):
     assert key != train.run_key(cfg, splits, "some/other-base")
 
 
-def test_unimplemented_methods_are_refused(tiny_setup):
+# ------------------------------------------------------------------------------- MP-LoRA and SMP-LoRA
+
+@pytest.mark.parametrize("method", ["mp_lora", "smp_lora"])
+def test_private_methods_train_and_log_their_diagnostics(tiny_setup, method):
     from smplora_nb import config
 
     cfg, _, splits, base = tiny_setup
-    with pytest.raises(NotImplementedError, match="mp_lora"):
-        train.train(config.replace(cfg, method="mp_lora"), splits, base, progress=False)
+    cfg = config.replace(cfg, method=method, lam=0.5, hessian_every=3, proxy_batch_size=4)
+    log = train.paths.read_json(train.train(cfg, splits, base, progress=False) / "train_log.json")
+    steps = log["steps"]
+    assert steps == cfg.train.epochs * 3 and log["diverged"] is None
+    for key in ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "rescale", "proxy_acc"):
+        assert len(log[key]) == steps and np.isfinite(log[key]).all(), key
+    assert all(g <= 0 for g in log["gain"]) and all(0 < r <= 1 for r in log["rescale"])
+    assert [h[0] for h in log["hessian"]] == list(range(0, steps, 3)) and all(np.isfinite(h[1]) for h in log["hessian"])
+    assert (len(log["grad_scale_privacy"]) == steps) == (method == "mp_lora")
+
+
+@pytest.mark.parametrize("method", ["mp_lora", "smp_lora"])
+def test_lam_zero_reduces_to_lora(tiny_setup, method):
+    """With lam = 0 and no proxy steps (which would draw from the shared generator), the weights match plain LoRA."""
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    ref = _weights(train.train(config.replace(cfg, epochs=2), splits, base, progress=False))
+    # delta -> 0 as well: SMP divides by 1 + delta, a rescaling that Adam's eps turns into ~1e-3 weight changes
+    got = _weights(train.train(config.replace(cfg, epochs=2, method=method, lam=0.0, k_steps=0, delta=1e-12),
+                               splits, base, progress=False))
+    assert ref.keys() == got.keys()
+    assert all(torch.allclose(ref[k], got[k], rtol=1e-5, atol=1e-7) for k in ref)
+
+
+def test_private_run_resumes_to_the_same_weights(tiny_setup, monkeypatch, tmp_path):
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    cfg = config.replace(cfg, method="smp_lora", lam=0.5, proxy_batch_size=4)
+    reference = _weights(train.train(cfg, splits, base, checkpoint_every=2, progress=False))
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "second"))
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, splits, base, checkpoint_every=2, progress=False, interrupt_at_epoch=2)
+    again = _weights(train.train(cfg, splits, base, checkpoint_every=2, progress=False))
+    assert all(torch.equal(reference[k], again[k]) for k in reference)
+
+
+def test_non_finite_loss_stops_cleanly(tiny_setup, monkeypatch):
+    from smplora_nb import config, defense
+
+    cfg, _, splits, base = tiny_setup
+    real, calls = defense.objective, []
+
+    def flaky(*args):
+        calls.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(calls) == 5 else loss
+
+    monkeypatch.setattr(train.defense, "objective", flaky)
+    folder = train.train(config.replace(cfg, method="smp_lora", proxy_batch_size=4), splits, base, progress=False)
+    log = train.paths.read_json(folder / "train_log.json")
+    assert log["diverged"]["step"] == 4 and log["steps"] == 4
+    assert all(torch.isfinite(v).all() for v in _weights(folder).values())

@@ -1,0 +1,74 @@
+"""MP-LoRA and SMP-LoRA: the proxy attack trained inside the loop (arXiv 2402.11989, Algorithm 1).
+
+Per LoRA step, with a proxy attack h (the same MLP as the evaluation attack, ``attack.LossMapMLP``):
+
+1. LoRA update on a D_tr batch: L = L_ada + lam * G (``mp_lora``) or L_ada / (1 - lam * G + delta) (``smp_lora``),
+   where G = mean log h(l) over the (all-member) batch and l is the loss map of the *same* forward that gives
+   L_ada (one forward; the official code draws fresh noise and t for a second forward, kept as ``two_forwards``).
+   Gradients flow through l into the LoRA weights; h is held fixed.
+2. ``k_steps`` proxy updates on balanced batches of member_aux and nonmember_aux (loss maps without gradient):
+   maximise G, i.e. minimise the cross-entropy (Adam, lr ``proxy_lr``, weight decay ``proxy_weight_decay``).
+
+The proxy's feature is the flattened log loss map of one draw **plus a sinusoidal embedding of its timestep**: a map
+at an unknown random t is mostly noise (the paper's exact feature reads at chance on the tiny model, notebook 02),
+while knowing t lets h learn a timestep-dependent threshold. The attacker may compute t, so this stays within the
+paper's white-box threat model.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import attack, losses
+
+T_EMBED = 16                                   # sinusoidal timestep-embedding width of the proxy's input
+
+
+def timestep_embedding(t: torch.Tensor, dim: int = T_EMBED) -> torch.Tensor:
+    """sin/cos features of t / 1000 at ``dim // 2`` frequencies: (B,) -> (B, dim)."""
+    freqs = torch.exp(torch.arange(dim // 2, device=t.device) * (-math.log(1000.0) / (dim // 2)))
+    angles = t.float()[:, None] * freqs[None] * (math.pi / 2)                        # (B, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def proxy_features(maps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """[log loss map, timestep embedding]: (B, 4, h, w), (B,) -> (B, 4*h*w + T_EMBED)."""
+    return torch.cat([torch.log(maps.float() + 1e-6).flatten(1), timestep_embedding(t)], dim=1)
+
+
+class Proxy:
+    """The proxy attack h and its optimiser (paper: Adam lr 1e-5, weight decay 1e-4)."""
+
+    def __init__(self, map_dim: int, lr: float, weight_decay: float, device="cpu"):
+        self.model = attack.LossMapMLP(map_dim + T_EMBED).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def gain(self, maps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """G on an all-member D_tr batch, differentiable in ``maps`` only (h is held fixed)."""
+        self.model.eval()                                                # no dropout noise in the LoRA objective
+        self.model.requires_grad_(False)
+        logits = self.model(proxy_features(maps, t))                     # (B, 2)
+        self.model.requires_grad_(True)
+        return losses.mi_gain(logits, torch.ones(len(maps), dtype=torch.bool, device=maps.device))
+
+    def update(self, maps: torch.Tensor, t: torch.Tensor, member: torch.Tensor) -> float:
+        """One ascent step on G (= descent on the cross-entropy) on a balanced batch; returns h's accuracy on it."""
+        self.model.train()
+        logits = self.model(proxy_features(maps.detach(), t))            # (B, 2)
+        loss = -losses.mi_gain(logits, member)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return (logits.argmax(1) == member.long()).float().mean().item()
+
+
+def objective(method: str, l_ada: torch.Tensor, gain: torch.Tensor | None, lam: float, delta: float) -> torch.Tensor:
+    """The training loss of ``method``: L_ada (lora), L_ada + lam G (mp_lora), L_ada / (1 - lam G + delta) (smp_lora)."""
+    if method == "lora":
+        return l_ada
+    if method == "mp_lora":
+        return losses.mp_lora_loss(l_ada, gain, lam)
+    if method == "smp_lora":
+        return losses.smp_lora_loss(l_ada, gain, lam, delta)
+    raise ValueError(f"method must be 'lora', 'mp_lora' or 'smp_lora', got {method!r}")
