@@ -167,5 +167,6 @@ def claims_table(claims: list) -> str:
     rows = ["| claim | measured | target | holds |", "|---|---:|---:|:---:|"]
     for c in claims:
         v = "n/m" if c["value"] is None else f"{c['value']:.3f}"
-        rows.append(f"| {c['claim']} | {v} | {c['op']} {c['target']} | {'yes' if c['holds'] else '**no**'} |")
+        text = c["claim"].replace("|", "\\|")                          # a "|" would split the Markdown cell
+        rows.append(f"| {text} | {v} | {c['op']} {c['target']} | {'yes' if c['holds'] else '**no**'} |")
     return "\n".join(rows)
