@@ -72,6 +72,7 @@ class TrainConfig:
     k_steps: int = 1                 # proxy updates per LoRA step (official code: 1)
     proxy_batch_size: int = 16       # proxy batch: half member_aux, half nonmember_aux (official code: 1 + 1)
     two_forwards: bool = False       # MI gain from a second U-Net forward with fresh noise and t (official code)
+    proxy_feature: str = "map"       # proxy input: "map" (log loss map) or "calibrated" (log map - log base map)
     hessian_every: int = 0           # Hessian top-eigenvalue diagnostic every N steps; 0 = off (paper: 100)
     batch_size: int = 32             # LoRA batch size (paper: 1)
     epochs: int = 300                # passes over D_tr (paper: 400)
@@ -119,7 +120,7 @@ RANGES = {
     "k_steps": (0, INF), "proxy_batch_size": (2, INF), "hessian_every": (0, INF), "batch_size": (1, INF),
     "epochs": (1, INF),
 }
-CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "mixed_precision": ("no", "fp16", "bf16"),
+CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",

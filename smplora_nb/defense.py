@@ -32,9 +32,16 @@ def timestep_embedding(t: torch.Tensor, dim: int = T_EMBED) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
-def proxy_features(maps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """[log loss map, timestep embedding]: (B, 4, h, w), (B,) -> (B, 4*h*w + T_EMBED)."""
-    return torch.cat([torch.log(maps.float() + 1e-6).flatten(1), timestep_embedding(t)], dim=1)
+def proxy_features(maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+    """[log loss map, timestep embedding]: (B, 4, h, w), (B,) -> (B, 4*h*w + T_EMBED).
+
+    With ``ref`` (the frozen base model's loss map at the same t and noise, ``proxy_feature="calibrated"``) the map
+    is log l - log l_base: the per-image difficulty and the timestep's scale cancel, leaving what LoRA changed.
+    """
+    logs = torch.log(maps.float() + 1e-6)
+    if ref is not None:
+        logs = logs - torch.log(ref.float() + 1e-6)
+    return torch.cat([logs.flatten(1), timestep_embedding(t)], dim=1)
 
 
 class Proxy:
@@ -44,18 +51,18 @@ class Proxy:
         self.model = attack.LossMapMLP(map_dim + T_EMBED).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def gain(self, maps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def gain(self, maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         """G on an all-member D_tr batch, differentiable in ``maps`` only (h is held fixed)."""
         self.model.eval()                                                # no dropout noise in the LoRA objective
         self.model.requires_grad_(False)
-        logits = self.model(proxy_features(maps, t))                     # (B, 2)
+        logits = self.model(proxy_features(maps, t, ref))                # (B, 2)
         self.model.requires_grad_(True)
         return losses.mi_gain(logits, torch.ones(len(maps), dtype=torch.bool, device=maps.device))
 
-    def update(self, maps: torch.Tensor, t: torch.Tensor, member: torch.Tensor) -> float:
+    def update(self, maps: torch.Tensor, t: torch.Tensor, member: torch.Tensor, ref: torch.Tensor | None = None) -> float:
         """One ascent step on G (= descent on the cross-entropy) on a balanced batch; returns h's accuracy on it."""
         self.model.train()
-        logits = self.model(proxy_features(maps.detach(), t))            # (B, 2)
+        logits = self.model(proxy_features(maps.detach(), t, ref))       # (B, 2)
         loss = -losses.mi_gain(logits, member)
         self.opt.zero_grad()
         loss.backward()

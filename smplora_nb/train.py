@@ -74,7 +74,17 @@ def _load_checkpoint(folder: Path, unet, text_encoder, opt, scaler, gen, proxy) 
     return state["epoch"], state["log"]
 
 
-def _proxy_batch(proxy, unet, scheduler, aux_m, aux_n, half: int, gen, device) -> float:
+def _base_map(unet, scheduler, z0, cond, t, noise) -> torch.Tensor:
+    """The frozen base model's loss map at the same (t, noise): LoRA adapters switched off, no gradient."""
+    with torch.no_grad():
+        unet.disable_adapters()
+        try:
+            return losses.loss_map(unet, scheduler, z0, cond, t, noise)
+        finally:
+            unet.enable_adapters()
+
+
+def _proxy_batch(proxy, unet, scheduler, aux_m, aux_n, half: int, gen, device, calibrated: bool) -> float:
     """One proxy update on ``half`` member_aux + ``half`` nonmember_aux loss maps (no gradient into the U-Net)."""
     im = torch.randint(0, len(aux_m[0]), (half,), generator=gen)
     inn = torch.randint(0, len(aux_n[0]), (half,), generator=gen)
@@ -85,7 +95,8 @@ def _proxy_batch(proxy, unet, scheduler, aux_m, aux_n, half: int, gen, device) -
     with torch.no_grad():
         maps = losses.loss_map(unet, scheduler, z0, cond, t, noise)                  # (2h, 4, h, w)
     member = torch.arange(len(z0), device=device) < half
-    return proxy.update(maps, t, member)
+    ref = _base_map(unet, scheduler, z0, cond, t, noise) if calibrated else None
+    return proxy.update(maps, t, member, ref)
 
 
 def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, progress: bool = True,
@@ -126,7 +137,7 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
             p.data = p.data.float()                                      # LoRA stays fp32 under mixed precision
     opt = torch.optim.AdamW(groups)
     unet, opt = accelerator.prepare(unet, opt)
-    private = tc.method != "lora"
+    private, calibrated = tc.method != "lora", tc.proxy_feature == "calibrated"
     proxy = defense.Proxy(z0[0].numel(), tc.proxy_lr, tc.proxy_weight_decay, device) if private else None
     if private:
         aux_m = models.encode_items(parts, splits["member_aux"], device)
@@ -155,9 +166,11 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
                 if private and tc.two_forwards:                          # official: fresh noise and t for G
                     t2 = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=gen).to(device)
                     noise2 = torch.randn(z0[idx].shape, generator=gen).to(device)
-                    gain = proxy.gain(losses.loss_map(unet, scheduler, z0[idx], c, t2, noise2), t2)
+                    ref = _base_map(unet, scheduler, z0[idx], c, t2, noise2) if calibrated else None
+                    gain = proxy.gain(losses.loss_map(unet, scheduler, z0[idx], c, t2, noise2), t2, ref)
                 elif private:
-                    gain = proxy.gain(maps, t)
+                    ref = _base_map(unet, scheduler, z0[idx], c, t, noise) if calibrated else None
+                    gain = proxy.gain(maps, t, ref)
                 loss = defense.objective(tc.method, l_ada, gain, tc.lam, tc.delta)
             if not torch.isfinite(loss):
                 diverged = {"epoch": epoch, "step": len(log["loss"]), "loss": str(loss.item())}
@@ -176,8 +189,8 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
             if private:
                 log["gain"].append(gain.item())
                 log["rescale"].append(losses.rescale_factor(gain, tc.lam, tc.delta).item())
-                accs = [_proxy_batch(proxy, unet, scheduler, aux_m, aux_n, tc.proxy_batch_size // 2, gen, device)
-                        for _ in range(tc.k_steps)]
+                accs = [_proxy_batch(proxy, unet, scheduler, aux_m, aux_n, tc.proxy_batch_size // 2, gen, device,
+                                     calibrated) for _ in range(tc.k_steps)]
                 log["proxy_acc"].append(float(np.mean(accs)) if accs else None)
             if tc.hessian_every and (len(log["loss"]) - 1) % tc.hessian_every == 0:
                 log["hessian"].append([len(log["loss"]) - 1, _hessian(tc, unet, scheduler, proxy, z0, cond, bs,
@@ -209,6 +222,7 @@ def _hessian(tc, unet, scheduler, proxy, z0, cond, bs, params) -> float:
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=gen).to(z.device)
     with sdpa_kernel(SDPBackend.MATH):                                  # fused attention kernels lack double backward
         maps = losses.loss_map(unet, scheduler, z, c, t, noise)
-        gain = proxy.gain(maps, t) if proxy is not None else None
+        ref = _base_map(unet, scheduler, z, c, t, noise) if tc.proxy_feature == "calibrated" else None
+        gain = proxy.gain(maps, t, ref) if proxy is not None else None
         loss = defense.objective(tc.method, maps.mean(), gain, tc.lam, tc.delta)
         return diagnostics.hessian_top_eigenvalue(loss, params)

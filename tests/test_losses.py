@@ -75,3 +75,15 @@ def test_objectives_push_the_mi_gain_down(objective):
     gain = torch.tensor(-0.5, requires_grad=True)
     objective(l_ada, gain, 0.1).backward()
     assert gain.grad.item() > 0 and l_ada.grad.item() > 0
+
+
+def test_calibrated_proxy_feature_cancels_the_base_loss():
+    from smplora_nb import defense
+
+    maps, t = torch.rand(3, 4, 2, 2) + 0.1, torch.tensor([5, 500, 900])
+    same = defense.proxy_features(maps, t, ref=maps)
+    assert same.shape == (3, 16 + defense.T_EMBED)
+    assert torch.allclose(same[:, :16], torch.zeros(3, 16), atol=1e-6)
+    assert torch.allclose(defense.proxy_features(2 * maps, t, ref=maps)[:, :16], torch.full((3, 16), np.log(2.0)),
+                          atol=1e-4)
+    assert not torch.allclose(defense.timestep_embedding(t)[0], defense.timestep_embedding(t)[1])

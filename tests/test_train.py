@@ -96,12 +96,12 @@ def test_run_key_changes_with_what_changes_results(tiny_setup):
 
 # ------------------------------------------------------------------------------- MP-LoRA and SMP-LoRA
 
-@pytest.mark.parametrize("method", ["mp_lora", "smp_lora"])
-def test_private_methods_train_and_log_their_diagnostics(tiny_setup, method):
+@pytest.mark.parametrize("method,feature", [("mp_lora", "map"), ("smp_lora", "map"), ("smp_lora", "calibrated")])
+def test_private_methods_train_and_log_their_diagnostics(tiny_setup, method, feature):
     from smplora_nb import config
 
     cfg, _, splits, base = tiny_setup
-    cfg = config.replace(cfg, method=method, lam=0.5, hessian_every=3, proxy_batch_size=4)
+    cfg = config.replace(cfg, method=method, lam=0.5, hessian_every=3, proxy_batch_size=4, proxy_feature=feature)
     log = train.paths.read_json(train.train(cfg, splits, base, progress=False) / "train_log.json")
     steps = log["steps"]
     assert steps == cfg.train.epochs * 3 and log["diverged"] is None
