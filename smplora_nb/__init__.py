@@ -9,7 +9,9 @@ Flat topic modules, one concept each; notebooks import them by name, e.g.
     models   the tiny Stable-Diffusion-architecture model and the one loader for every source
     lora     LoRA adapters (peft), saved and loaded in the diffusers format
     losses   the per-element adaptation loss map
-    train    the one training loop (accelerate), checkpoints and resume
+    train    the one training loop (accelerate) for lora, mp_lora, smp_lora; checkpoints and resume
+    defense  MP-LoRA and SMP-LoRA: the proxy attack trained inside the loop, the objectives
+    diagnostics  gradient norm and scale, Hessian top eigenvalue
     attack   membership-inference attacks (the paper's loss-map MLP, Loss@t)
     metrics  membership and image-quality metrics
     viz      every figure
