@@ -14,7 +14,8 @@ import tempfile
 from smplora_nb import config, data, models, paths, train
 
 VARIANTS = {"lora": {}, "mp_lora": {"method": "mp_lora"}, "smp_lora": {"method": "smp_lora"},
-            "smp_lora (two forwards)": {"method": "smp_lora", "two_forwards": True}}
+            "smp_lora (two forwards)": {"method": "smp_lora", "two_forwards": True},
+            "smp_lora (calibrated proxy)": {"method": "smp_lora", "proxy_feature": "calibrated"}}
 
 
 def main() -> None:
@@ -31,9 +32,9 @@ def main() -> None:
         log = paths.read_json(train.train(config.replace(cfg, **overrides), splits, base, progress=False)
                               / "train_log.json")
         per_step[name] = log["seconds_this_session"] / log["steps"]
-    print(f"{'variant':<26}{'s/step':>9}{'x lora':>9}")
+    print(f"{'variant':<30}{'s/step':>9}{'x lora':>9}")
     for name, sec in per_step.items():
-        print(f"{name:<26}{sec:>9.4f}{sec / per_step['lora']:>9.2f}")
+        print(f"{name:<30}{sec:>9.4f}{sec / per_step['lora']:>9.2f}")
 
 
 if __name__ == "__main__":
