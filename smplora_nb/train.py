@@ -208,7 +208,7 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     paths.write_json(folder / "train_log.json", {
         "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
         "n_member": n, "diverged": diverged, "seconds_this_session": time.time() - started,
-        "step_losses": log["l_ada"], **log})
+        **log})
     return folder
 
 
