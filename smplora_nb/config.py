@@ -74,6 +74,9 @@ class TrainConfig:
     two_forwards: bool = False       # MI gain from a second U-Net forward with fresh noise and t (official code)
     proxy_feature: str = "map"       # proxy input: "map" (log loss map) or "calibrated" (log map - log base map)
     hessian_every: int = 0           # Hessian top-eigenvalue diagnostic every N steps; 0 = off (paper: 100)
+    hessian_iters: int = 50          # power iterations per Hessian estimate (paper: 50, tolerance 1e-6)
+    grad_clip: float = 0.0           # clip the LoRA gradient's total norm to this value; 0 = off (code: 1.0)
+    grad_normalize: bool = False     # divide the LoRA gradient by its norm (Table 10's "gradient normalization")
     batch_size: int = 32             # LoRA batch size (paper: 1)
     epochs: int = 300                # passes over D_tr (paper: 400)
     seed: int = 1337                 # training seed (paper code: 1337)
@@ -97,12 +100,14 @@ STAGES = ("data", "split", "model", "train")
 PROFILES: dict[str, dict] = {
     # tiny: a quarter of the official Pokemon split (200/233/200/200), same proportions, and LoRA on all U-Net
     # layers, so that three seeds train in a few minutes on 2 cores and LoRA memorises as clearly as in the paper
+    # the proxy reads base-calibrated loss maps (a raw single-timestep map is noise at this size: notebook 02)
+    # and lam is 1.0 (the paper's Table 6 range): 256 map elements here against 16,384 in SD v1.5
     "tiny": dict(member_aux=50, member_te=58, nonmember_aux=50, nonmember_te=50, lora_targets="all",
-                 lr=3e-3, epochs=120),
+                 lr=3e-3, epochs=120, proxy_feature="calibrated", lam=1.0),
     "paper": dict(
         resolution=512, caption_prefix="", public=0, split_seed=1337,
         base=SD15_HUB_ID, lora_rank=64, lora_alpha=32.0, lr=1e-4, text_encoder_lr=1e-5, proxy_lr=1e-5,
-        lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16", proxy_batch_size=2,
+        lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16", proxy_batch_size=2, grad_clip=1.0,
         sample_steps=50, guidance_scale=7.5,
     ),
 }
@@ -117,7 +122,8 @@ RANGES = {
     "sample_steps": (1, 1000), "guidance_scale": (0.0, 100.0), "lora_rank": (1, 4096), "lora_alpha": (1e-6, INF),
     "lr": (1e-10, 1.0), "text_encoder_lr": (0.0, 1.0), "proxy_lr": (0.0, 1.0), "proxy_weight_decay": (0.0, 1.0),
     "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "delta": (1e-12, 1.0),
-    "k_steps": (0, INF), "proxy_batch_size": (2, INF), "hessian_every": (0, INF), "batch_size": (1, INF),
+    "k_steps": (0, INF), "proxy_batch_size": (2, INF), "hessian_every": (0, INF), "hessian_iters": (1, INF),
+    "grad_clip": (0.0, INF), "batch_size": (1, INF),
     "epochs": (1, INF),
 }
 CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
@@ -125,7 +131,7 @@ CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "proxy_featu
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
             "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
-            "hessian_every"}
+            "hessian_every", "hessian_iters"}
 STRINGS = {"dataset", "caption_prefix", "base"}
 
 
@@ -160,7 +166,7 @@ def _check(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if name in STRINGS and not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
-    if name in ("identity_aware", "two_forwards") and not isinstance(value, bool):
+    if name in ("identity_aware", "two_forwards", "grad_normalize") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if name == "gender_ratio" and isinstance(value, (int, float)) and -1 < value < 0:
         raise ValueError(f"gender_ratio must be -1 (any) or in [0, 1], got {value!r}")

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -15,23 +16,19 @@ def _norm(tensors) -> float:
     return float(torch.sqrt(sum((t.float() ** 2).sum() for t in tensors if t is not None)))
 
 
-def grad_stats(a_params, b_params) -> dict:
-    """Norm and scale of the current ``.grad`` of the LoRA A and B matrices."""
-    ga, gb = _norm(p.grad for p in a_params), _norm(p.grad for p in b_params)
+def grad_stats(a_grads, b_grads) -> dict:
+    """Norm ||g|| and scale ||g_B|| + ||g_A|| of the gradients of the LoRA A and B matrices (None = no gradient)."""
+    ga, gb = _norm(a_grads), _norm(b_grads)
     return {"grad_norm": (ga ** 2 + gb ** 2) ** 0.5, "grad_scale": ga + gb}
 
 
-def component_grad_scale(term: torch.Tensor, a_params, b_params) -> float:
-    """||d term/dB|| + ||d term/dA|| for one term of the objective (graph kept for the full backward)."""
-    params = list(a_params) + list(b_params)
-    grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-    return _norm(grads[:len(a_params)]) + _norm(grads[len(a_params):])
-
-
-def hessian_top_eigenvalue(loss: torch.Tensor, params, iters: int = 50, tol: float = 1e-6, seed: int = 0) -> float:
-    """Largest-magnitude Hessian eigenvalue of ``loss`` w.r.t. ``params`` by power iteration on H v products."""
+def hessian_top_eigenvalue(loss: torch.Tensor, params, iters: int = 50, tol: float = 1e-6,
+                           seed: int = 0) -> tuple[float, float]:
+    """Largest-magnitude Hessian eigenvalue of ``loss`` w.r.t. ``params`` by power iteration on H v products, and
+    the gradient norm at the same point (the pair Fig. 1b correlates)."""
     params = list(params)
     grads = torch.autograd.grad(loss, params, create_graph=True)
+    grad_norm = _norm([g.detach() for g in grads])
     gen = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=gen).to(p.device) for p in params]
     norm = _norm(v)
@@ -42,9 +39,45 @@ def hessian_top_eigenvalue(loss: torch.Tensor, params, iters: int = 50, tol: flo
         new = float(sum((h * x).sum() for h, x in zip(hv, v)))                       # Rayleigh quotient v'Hv
         norm = _norm(hv)
         if norm == 0:
-            return 0.0
+            return 0.0, grad_norm
         v = [h.detach() / norm for h in hv]
         if abs(new - eig) <= tol * max(abs(eig), 1e-12):
-            return new
+            return new, grad_norm
         eig = new
-    return eig
+    return eig, grad_norm
+
+
+def _tail(xs, frac: float = 0.1) -> list:
+    xs = [x for x in xs if x is not None]
+    return xs[-max(1, int(len(xs) * frac)):] if xs else []
+
+
+def summarize_log(log: dict) -> dict:
+    """Per-run statistics of a ``train_log.json``: the numbers of Fig. 1b, Fig. 2 and Table 3.
+
+    * gradient norm and scale: mean and standard deviation over steps (the spread is the instability);
+    * MP-LoRA: the scale's std per term (adaptation vs MI gain);
+    * SMP-LoRA: the rescaling factor 1/(1 - lam G + delta): max, min, mean, std;
+    * the Pearson correlation of gradient norm and Hessian norm at the Hessian checkpoints (PCC and p-value);
+    * the last 10% of steps: L_ada and the proxy attack's accuracy on its own D_aux batches.
+    """
+    from scipy.stats import pearsonr
+
+    out = {"steps": log["steps"], "diverged": log.get("diverged")}
+    for k in ("grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale"):
+        xs = np.asarray([x for x in log.get(k, []) if x is not None], dtype=float)
+        if len(xs):
+            out[f"{k}_mean"], out[f"{k}_std"] = float(xs.mean()), float(xs.std())
+            if k == "rescale":
+                out["rescale_max"], out["rescale_min"] = float(xs.max()), float(xs.min())
+    out["l_ada_final"] = float(np.mean(_tail(log["l_ada"])))
+    acc = _tail(log.get("proxy_acc", []))
+    out["proxy_acc_final"] = float(np.mean(acc)) if acc else None
+    hess = log.get("hessian", [])
+    if len(hess) >= 3 and len(hess[0]) == 3:
+        eig, gn = np.array([h[1] for h in hess]), np.array([h[2] for h in hess])
+        out["hessian_mean"], out["hessian_std"] = float(eig.mean()), float(eig.std())
+        if eig.std() > 0 and gn.std() > 0:
+            r = pearsonr(gn, eig)
+            out["pcc_grad_hessian"], out["pcc_p_value"] = float(r.statistic), float(r.pvalue)
+    return out

@@ -202,6 +202,10 @@ def method_summary(audits: dict, quality: dict) -> dict:
 def claim(text: str, value, op: str, target: float) -> dict:
     """A checkable statement about a measured value, e.g. ``claim("LoRA ASR", 0.81, ">=", 0.70)``; stored in
     ``metrics.json["claims"]`` and printed by the runner, so every run says which claims held."""
-    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    if op not in ops:
+        raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
+    if value is not None and not np.isfinite(value):                   # not measurable (e.g. 0/0): does not hold
+        value = None
     holds = value is not None and bool(ops[op](value, target))
     return {"claim": text, "value": value, "op": op, "target": target, "holds": holds}

@@ -4,8 +4,11 @@ Per step, for a batch (x, y) of members with cached latents z0 = E(x) and captio
 
     t ~ U{0..999},  eps ~ N(0, I),  L_ada = mean over batch and elements of (eps - eps_theta(z_t, t, tau(y)))^2
 
-and only the LoRA matrices A, B are updated (AdamW, lr ``cfg.train.lr``); the private methods add the proxy attack
-and their objectives from ``defense``, and every step logs the diagnostics of ``diagnostics``. Runs are cached under
+and only the LoRA matrices A, B are updated (AdamW, lr ``cfg.train.lr``). The private methods follow Algorithm 1:
+first a proxy step on a balanced D_aux batch, then the LoRA step with the objective of ``defense``. The D_aux rows are
+appended to the same U-Net forward (their maps detached), so a private step costs one forward, not two or three;
+with ``proxy_feature="calibrated"`` a frozen copy of the base U-Net gives the reference maps in one more forward
+without gradient. Every step logs the diagnostics of ``diagnostics``. Runs are cached under
 ``outputs/cache/runs/<hash of config, split and base>/``; checkpoints (LoRA weights, optimizer, RNG state) are written
 every ``checkpoint_every`` epochs, and ``resume=True`` continues an interrupted run to the same final weights on CPU.
 Device and precision come from accelerate (CPU here, or one GPU); the loop runs in one process: sharding the data
@@ -13,6 +16,7 @@ over several ``accelerate launch`` processes is not implemented yet.
 """
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -23,9 +27,14 @@ from tqdm.auto import tqdm
 
 from . import defense, diagnostics, losses, lora, models, paths
 
-OBJECTIVE_VERSION = 2                 # bump when the training objective's code changes (cache key)
+OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
             "proxy_acc", "hessian")
+
+
+def run_folder(cfg, splits, base) -> Path:
+    """Where the run of ``cfg`` is (or will be) cached."""
+    return paths.cache_dir("runs") / run_key(cfg, splits, base)
 
 
 def run_key(cfg, splits, base) -> str:
@@ -74,28 +83,39 @@ def _load_checkpoint(folder: Path, unet, text_encoder, opt, scaler, gen, proxy) 
     return state["epoch"], state["log"]
 
 
-def _base_map(unet, scheduler, z0, cond, t, noise) -> torch.Tensor:
-    """The frozen base model's loss map at the same (t, noise): LoRA adapters switched off, no gradient."""
-    with torch.no_grad():
-        unet.disable_adapters()
-        try:
-            return losses.loss_map(unet, scheduler, z0, cond, t, noise)
-        finally:
-            unet.enable_adapters()
+def _base_map(base_unet, scheduler, z0, cond, t, noise) -> torch.Tensor:
+    """The frozen base model's loss map at the same (t, noise): a separate copy without adapters, no gradient."""
+    with torch.inference_mode():
+        return losses.loss_map(base_unet, scheduler, z0, cond, t, noise).clone()
 
 
-def _proxy_batch(proxy, unet, scheduler, aux_m, aux_n, half: int, gen, device, calibrated: bool) -> float:
-    """One proxy update on ``half`` member_aux + ``half`` nonmember_aux loss maps (no gradient into the U-Net)."""
-    im = torch.randint(0, len(aux_m[0]), (half,), generator=gen)
-    inn = torch.randint(0, len(aux_n[0]), (half,), generator=gen)
-    z0 = torch.cat([aux_m[0][im], aux_n[0][inn]])                                    # (2h, 4, h, w)
-    cond = torch.cat([aux_m[1][im], aux_n[1][inn]])
+def _aux_rows(aux, half: int, gen, device, num_t: int, text_encoder=None):
+    """A balanced proxy batch: ``half`` member_aux + ``half`` nonmember_aux latents, captions, noise, t, labels.
+
+    ``aux`` holds (latents, caption embeddings, token ids) for member_aux and nonmember_aux; with a text-encoder
+    LoRA the captions are re-encoded under it (no gradient), as the attacker queries the adapted model.
+    """
+    (zm, cm, idm), (zn, cn, idn) = aux
+    im = torch.randint(0, len(zm), (half,), generator=gen)
+    inn = torch.randint(0, len(zn), (half,), generator=gen)
+    z0 = torch.cat([zm[im], zn[inn]])                                                # (2h, 4, h, w)
+    if text_encoder is None:
+        cond = torch.cat([cm[im], cn[inn]])                                          # (2h, T, D)
+    else:
+        with torch.no_grad():
+            cond = text_encoder(torch.cat([idm[im], idn[inn]]).to(device))[0]
     noise = torch.randn(z0.shape, generator=gen).to(device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z0),), generator=gen).to(device)
+    t = torch.randint(0, num_t, (len(z0),), generator=gen).to(device)
+    return z0, cond, noise, t, torch.arange(len(z0), device=device) < half
+
+
+def _proxy_batch(proxy, unet, base_unet, scheduler, aux, half: int, gen, device, text_encoder) -> float:
+    """One extra proxy update (``k_steps`` > 1) on a fresh balanced batch, with its own U-Net forward."""
+    z0, cond, noise, t, member = _aux_rows(aux, half, gen, device, scheduler.config.num_train_timesteps,
+                                           text_encoder)
     with torch.no_grad():
         maps = losses.loss_map(unet, scheduler, z0, cond, t, noise)                  # (2h, 4, h, w)
-    member = torch.arange(len(z0), device=device) < half
-    ref = _base_map(unet, scheduler, z0, cond, t, noise) if calibrated else None
+    ref = _base_map(base_unet, scheduler, z0, cond, t, noise) if base_unet is not None else None
     return proxy.update(maps, t, member, ref)
 
 
@@ -112,7 +132,7 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     from accelerate import Accelerator
 
     tc = cfg.train
-    folder = paths.cache_dir("runs") / run_key(cfg, splits, base)
+    folder = run_folder(cfg, splits, base)
     if (folder / "train_log.json").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,26 +142,34 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     members = splits["member_aux"] + splits["member_te"]
     z0, cond = models.encode_items(parts, members, device)                      # (N, 4, h, w), (N, T, D)
     unet, scheduler = parts["unet"].to(device), parts["scheduler"]
+    private, num_t = tc.method != "lora", scheduler.config.num_train_timesteps
+    base_unet = None                                                     # frozen copy for the calibrated feature
+    if private and tc.proxy_feature == "calibrated":
+        base_unet = copy.deepcopy(unet).requires_grad_(False).eval()
     groups = [{"params": lora.attach(unet, tc.lora_rank, tc.lora_alpha, lora.TARGETS[tc.lora_targets], tc.seed),
                "lr": tc.lr}]
     a_params, b_params = lora.split_ab(unet)
-    text_encoder = None
+    text_encoder, encode = None, None
     if tc.text_encoder_lr > 0:                                           # official code: text-encoder LoRA too
         text_encoder = parts["text_encoder"].to(device)
         groups.append({"params": lora.attach(text_encoder, tc.lora_rank, tc.lora_alpha, lora.TEXT_TARGETS,
                                              seed=tc.seed), "lr": tc.text_encoder_lr})
-        ids = parts["tokenizer"]([it.caption for it in members], padding="max_length", truncation=True,
-                                 max_length=parts["tokenizer"].model_max_length, return_tensors="pt").input_ids
+        a_te, b_te = lora.split_ab(text_encoder)
+        a_params, b_params = a_params + a_te, b_params + b_te
+
+        def encode(items):                                               # captions -> (N, T, D) under the LoRA
+            return parts["tokenizer"]([it.caption for it in items], padding="max_length", truncation=True,
+                                      max_length=parts["tokenizer"].model_max_length, return_tensors="pt").input_ids
+        ids = encode(members)
     for g in groups:
         for p in g["params"]:
             p.data = p.data.float()                                      # LoRA stays fp32 under mixed precision
     opt = torch.optim.AdamW(groups)
     unet, opt = accelerator.prepare(unet, opt)
-    private, calibrated = tc.method != "lora", tc.proxy_feature == "calibrated"
     proxy = defense.Proxy(z0[0].numel(), tc.proxy_lr, tc.proxy_weight_decay, device) if private else None
     if private:
-        aux_m = models.encode_items(parts, splits["member_aux"], device)
-        aux_n = models.encode_items(parts, splits["nonmember_aux"], device)
+        aux = [(*models.encode_items(parts, splits[name], device), encode(splits[name]) if encode else None)
+               for name in ("member_aux", "nonmember_aux")]
     gen = torch.Generator().manual_seed(tc.seed)
     start_epoch, log = 0, {k: [] for k in LOG_KEYS}
     if resume and (folder / "checkpoint" / "state.json").exists():
@@ -149,6 +177,7 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
                                             accelerator.scaler, gen, proxy)
     n, bs = len(members), min(tc.batch_size, len(members))
     steps_per_epoch = int(np.ceil(n / bs))
+    half = tc.proxy_batch_size // 2 if private and tc.k_steps > 0 else 0
     started, diverged = time.time(), None
     bar = tqdm(range(start_epoch, tc.epochs), desc=f"train {tc.method} (seed {tc.seed})", disable=not progress,
                initial=start_epoch, total=tc.epochs)
@@ -157,44 +186,46 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
         perm = torch.randperm(n, generator=gen)
         for s in range(steps_per_epoch):
             idx = perm[s * bs:(s + 1) * bs]
+            b = len(idx)
             noise = torch.randn(z0[idx].shape, generator=gen).to(device)             # (B, 4, h, w)
-            t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=gen).to(device)
-            c = cond[idx] if text_encoder is None else text_encoder(ids[idx].to(device))[0]  # (B, T, D)
+            t = torch.randint(0, num_t, (b,), generator=gen).to(device)
+            z, c = z0[idx], (cond[idx] if text_encoder is None else text_encoder(ids[idx].to(device))[0])
+            if half:        # Algorithm 1: the proxy's balanced D_aux batch rides in the same U-Net forward
+                za, ca, na, ta, member = _aux_rows(aux, half, gen, device, num_t, text_encoder)
+                z, c, noise, t = torch.cat([z, za]), torch.cat([c, ca]), torch.cat([noise, na]), torch.cat([t, ta])
             with accelerator.autocast():
-                maps = losses.loss_map(unet, scheduler, z0[idx], c, t, noise)  # (B, 4, h, w)
-                l_ada, gain = maps.mean(), None
+                maps = losses.loss_map(unet, scheduler, z, c, t, noise)             # (B + 2h, 4, h, w)
+                ref = _base_map(base_unet, scheduler, z, c, t, noise) if base_unet is not None else None
+                if half:    # 1. proxy step(s): ascend G on D_aux (maps detached: no gradient into the U-Net)
+                    accs = [proxy.update(maps[b:], t[b:], member, None if ref is None else ref[b:])]
+                    accs += [_proxy_batch(proxy, unet, base_unet, scheduler, aux, half, gen, device,
+                                          text_encoder)
+                             for _ in range(tc.k_steps - 1)]
+                maps, t, z, c, ref = maps[:b], t[:b], z[:b], c[:b], (None if ref is None else ref[:b])
+                l_ada, gain = maps.mean(), None                          # 2. LoRA step on the D_tr batch
                 if private and tc.two_forwards:                          # official: fresh noise and t for G
-                    t2 = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=gen).to(device)
-                    noise2 = torch.randn(z0[idx].shape, generator=gen).to(device)
-                    ref = _base_map(unet, scheduler, z0[idx], c, t2, noise2) if calibrated else None
-                    gain = proxy.gain(losses.loss_map(unet, scheduler, z0[idx], c, t2, noise2), t2, ref)
+                    t2 = torch.randint(0, num_t, (b,), generator=gen).to(device)
+                    noise2 = torch.randn(z.shape, generator=gen).to(device)
+                    ref2 = _base_map(base_unet, scheduler, z, c, t2, noise2) if base_unet is not None else None
+                    gain = proxy.gain(losses.loss_map(unet, scheduler, z, c, t2, noise2), t2, ref2)
                 elif private:
-                    ref = _base_map(unet, scheduler, z0[idx], c, t, noise) if calibrated else None
                     gain = proxy.gain(maps, t, ref)
                 loss = defense.objective(tc.method, l_ada, gain, tc.lam, tc.delta)
             if not torch.isfinite(loss):
                 diverged = {"epoch": epoch, "step": len(log["loss"]), "loss": str(loss.item())}
                 break
-            if tc.method == "mp_lora":                                   # Fig. 2: scale of each term's gradient
-                log["grad_scale_ada"].append(diagnostics.component_grad_scale(l_ada, a_params, b_params))
-                log["grad_scale_privacy"].append(
-                    diagnostics.component_grad_scale(tc.lam * gain, a_params, b_params))
             opt.zero_grad()
-            accelerator.backward(loss)
-            for k, v in diagnostics.grad_stats(a_params, b_params).items():
-                log[k].append(v)
+            _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log)
             opt.step()
             log["loss"].append(loss.item())
             log["l_ada"].append(l_ada.item())
             if private:
                 log["gain"].append(gain.item())
                 log["rescale"].append(losses.rescale_factor(gain, tc.lam, tc.delta).item())
-                accs = [_proxy_batch(proxy, unet, scheduler, aux_m, aux_n, tc.proxy_batch_size // 2, gen, device,
-                                     calibrated) for _ in range(tc.k_steps)]
-                log["proxy_acc"].append(float(np.mean(accs)) if accs else None)
+                log["proxy_acc"].append(float(np.mean(accs)) if half else None)
             if tc.hessian_every and (len(log["loss"]) - 1) % tc.hessian_every == 0:
-                log["hessian"].append([len(log["loss"]) - 1, _hessian(tc, unet, scheduler, proxy, z0, cond, bs,
-                                                                      a_params + b_params)])
+                log["hessian"].append([len(log["loss"]) - 1, *_hessian(tc, unet, base_unet, scheduler, proxy, z0,
+                                                                        cond, a_params + b_params)])
         if diverged:
             break
         bar.set_postfix(loss=f"{np.mean(log['loss'][-steps_per_epoch:]):.4f}")
@@ -212,17 +243,108 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     return folder
 
 
-def _hessian(tc, unet, scheduler, proxy, z0, cond, bs, params) -> float:
-    """Top Hessian eigenvalue of the objective on a fixed diagnostic batch (the first ``bs`` members, fixed t, eps)."""
+def _train_one_thread(cfg, splits, base, outputs: str) -> str:
+    """Worker of ``train_many``: one run with one CPU thread (spawned process)."""
+    import os
+
+    os.environ[paths.ENV_VAR] = outputs
+    torch.set_num_threads(1)
+    return str(train(cfg, splits, base, progress=False))
+
+
+def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
+    """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
+
+    On a GPU the runs go one after another. On CPU every run uses **one thread** and up to ``workers`` (default: the
+    number of cores, at most 8) run side by side in separate processes: the tiny model's steps are too small for
+    two threads to help one run (2 cores: 1.7x the throughput of one two-thread run after another). A run's result
+    depends on its thread count in the last bits, so every CPU run of the notebooks goes through here with one thread,
+    whatever the number of workers.
+    """
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
+    todo = [k for k in cfgs if not (out[k] / "train_log.json").exists()]
+    if not todo:
+        return out
+    if torch.cuda.is_available():
+        for k in tqdm(todo, desc="training runs", disable=not progress):
+            out[k] = train(cfgs[k], splits, base, progress=progress)
+        return out
+    workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo)))
+    if workers == 1:                                                  # in this process, still one thread
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            for k in tqdm(todo, desc="training runs", disable=not progress):
+                out[k] = train(cfgs[k], splits, base, progress=progress)
+        finally:
+            torch.set_num_threads(threads)
+        return out
+    root = str(paths.outputs_root())
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_train_one_thread, cfgs[k], splits, base, root): k for k in todo}
+        bar = tqdm(total=len(todo), desc=f"training runs ({workers} processes)", disable=not progress)
+        for fut in as_completed(futures):
+            out[futures[fut]] = Path(fut.result())
+            bar.update()
+            bar.set_postfix_str(f"done: {futures[fut]}")
+        bar.close()
+    return out
+
+
+def _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log) -> None:
+    """Gradients of the objective into the LoRA weights, the gradient diagnostics, and the optional stabilisers.
+
+    MP-LoRA's objective is a sum, so its gradient is taken as two backward passes, dL_ada + d(lam G), whose
+    separate scales are logged (Fig. 2) at no extra cost. Diagnostics read unscaled gradients (fp16 loss scaling
+    undone) before clipping (``grad_clip``: max total norm) or normalisation (``grad_normalize``: g / ||g||), the
+    two stabilisers of Table 10.
+    """
+    params, na = a_params + b_params, len(a_params)
+    grads = lambda: [p.grad for p in params]                            # noqa: E731
+    if tc.method == "mp_lora":
+        accelerator.backward(l_ada, retain_graph=True)
+        ada = [None if g is None else g.detach().clone() for g in grads()]
+        accelerator.backward(tc.lam * gain)
+        unit = accelerator.scaler.get_scale() if accelerator.scaler is not None else 1.0
+        priv = [None if g is None else g - (0 if a is None else a) for g, a in zip(grads(), ada)]
+        log["grad_scale_ada"].append(diagnostics.grad_stats(ada[:na], ada[na:])["grad_scale"] / unit)
+        log["grad_scale_privacy"].append(diagnostics.grad_stats(priv[:na], priv[na:])["grad_scale"] / unit)
+    else:
+        accelerator.backward(loss)
+    if accelerator.scaler is not None:
+        accelerator.unscale_gradients()
+    stats = diagnostics.grad_stats(grads()[:na], grads()[na:])
+    for k, v in stats.items():
+        log[k].append(v)
+    if tc.grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+    if tc.grad_normalize and stats["grad_norm"] > 0:
+        for p in params:
+            if p.grad is not None:
+                p.grad.div_(stats["grad_norm"])
+
+
+HESSIAN_BATCH = 16                      # members in the fixed diagnostic batch of the Hessian (the first ones)
+
+
+def _hessian(tc, unet, base_unet, scheduler, proxy, z0, cond, params) -> tuple[float, float]:
+    """Top Hessian eigenvalue of the objective and its gradient norm, on a fixed diagnostic batch (fixed t, eps).
+
+    The proxy (for the private methods) is the current one, so this is the Hessian of the loss being descended.
+    """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     gen = torch.Generator().manual_seed(0)
-    z, c = z0[:bs], cond[:bs]
+    z, c = z0[:HESSIAN_BATCH], cond[:HESSIAN_BATCH]
     noise = torch.randn(z.shape, generator=gen).to(z.device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=gen).to(z.device)
     with sdpa_kernel(SDPBackend.MATH):                                  # fused attention kernels lack double backward
         maps = losses.loss_map(unet, scheduler, z, c, t, noise)
-        ref = _base_map(unet, scheduler, z, c, t, noise) if tc.proxy_feature == "calibrated" else None
+        ref = _base_map(base_unet, scheduler, z, c, t, noise) if base_unet is not None else None
         gain = proxy.gain(maps, t, ref) if proxy is not None else None
         loss = defense.objective(tc.method, maps.mean(), gain, tc.lam, tc.delta)
-        return diagnostics.hessian_top_eigenvalue(loss, params)
+        return diagnostics.hessian_top_eigenvalue(loss, params, iters=tc.hessian_iters)

@@ -170,3 +170,81 @@ def claims_table(claims: list) -> str:
         text = c["claim"].replace("|", "\\|")                          # a "|" would split the Markdown cell
         rows.append(f"| {text} | {v} | {c['op']} {c['target']} | {'yes' if c['holds'] else '**no**'} |")
     return "\n".join(rows)
+
+
+def _smooth(ys, k: int) -> np.ndarray:
+    ys = np.asarray([np.nan if y is None else y for y in ys], dtype=float)
+    k = max(1, min(k, len(ys) // 5 or 1))
+    return np.convolve(ys, np.ones(k) / k, mode="valid")
+
+
+def training_diagnostics(logs: dict, smooth: int = 20):
+    """Fig. 1a/1b analogue, ``{label: train_log}``: L_ada, gradient norm (moving mean, band = moving std),
+    Hessian top eigenvalue at its checkpoints, and the proxy attack's accuracy on its D_aux batches."""
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.4))
+    for i, (label, log) in enumerate(logs.items()):
+        color = f"C{i}"
+        axes[0].plot(_smooth(log["l_ada"], smooth), color=color, label=label)
+        gn = np.asarray(log["grad_norm"], dtype=float)
+        k = max(1, min(smooth, len(gn) // 5 or 1))
+        mean = np.convolve(gn, np.ones(k) / k, mode="valid")
+        std = np.sqrt(np.maximum(np.convolve(gn ** 2, np.ones(k) / k, mode="valid") - mean ** 2, 0))
+        x = np.arange(len(mean))
+        axes[1].plot(x, mean, color=color, label=label)
+        axes[1].fill_between(x, mean - std, mean + std, color=color, alpha=0.25)
+        if log.get("hessian"):
+            axes[2].plot([h[0] for h in log["hessian"]], [h[1] for h in log["hessian"]], "o-", ms=3, color=color,
+                         label=label)
+        if any(a is not None for a in log.get("proxy_acc", [])):
+            axes[3].plot(_smooth(log["proxy_acc"], smooth), color=color, label=label)
+    axes[3].axhline(0.5, color="k", ls=":", lw=1)
+    for ax, (title, ylabel, logy) in zip(axes, (
+            ("adaptation loss L_ada (D_tr batches)", "L_ada", True),
+            ("gradient norm: moving mean ± std", "||g||", True),
+            ("Hessian norm (top eigenvalue)", "lambda_max", False),
+            ("proxy attack accuracy (D_aux batches)", "accuracy", False))):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if logy:
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def grad_vs_hessian(logs: dict, stats: dict | None = None):
+    """Fig. 1b's question: does the Hessian norm grow with the gradient norm ((L0, L1)-smoothness, L1 > 0)?
+    ``{label: train_log}``; the legend gives Pearson's r (from ``diagnostics.summarize_log``)."""
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for i, (label, log) in enumerate(logs.items()):
+        h = log.get("hessian") or []
+        if not h:
+            continue
+        r = (stats or {}).get(label, {}).get("pcc_grad_hessian")
+        tag = f"{label} (PCC {r:.2f})" if r is not None else label
+        ax.scatter([x[2] for x in h], [x[1] for x in h], s=14, color=f"C{i}", label=tag)
+    ax.set_xlabel("gradient norm ||g|| (diagnostic batch)")
+    ax.set_ylabel("Hessian top eigenvalue")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def privacy_utility(points: dict, x: str = "fid", y: str = "asr", title: str = "Privacy vs image quality"):
+    """Fig. 1d analogue: ``{label: {"mean": {...}, "sem": {...}, "per_seed": [{...}, ...]}}``; small dots are seeds,
+    large markers with error bars are means ± s.e.; ASR 0.5 is chance."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.9))
+    for i, (label, p) in enumerate(points.items()):
+        color = f"C{i}"
+        for s in p.get("per_seed", []):
+            ax.scatter(s[x], s[y], s=12, color=color, alpha=0.45)
+        ax.errorbar(p["mean"][x], p["mean"][y], xerr=p.get("sem", {}).get(x), yerr=p.get("sem", {}).get(y),
+                    fmt="o", ms=8, color=color, capsize=3, label=label)
+    ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
+    ax.set_xlabel(f"{x.upper()} (lower = better images)")
+    ax.set_ylabel(f"{y.upper()} of the loss-map MLP (lower = more private)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -18,6 +18,10 @@ SPLIT_FAST = {"member_aux": 24, "member_te": 24, "nonmember_aux": 24, "nonmember
 CI_PARAMS = {
     "01_data_splitting": {**BASE_FAST, "n_samples": 12},
     "02_membership_inference_attack": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3},
+    "03_mp_lora_instability": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1,
+                               "hessian_iters": 3},
+    "04_smp_lora_training": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
+                             "hessian_every": 1, "hessian_iters": 3, "two_forward_seeds": 1},
 }
 NOTEBOOKS = runner.list_notebooks()
 
@@ -50,7 +54,45 @@ def check_02(m):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
 
 
-CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02}
+def _check_method(r, seeds):
+    assert set(r["per_seed"]) == {str(s) for s in seeds}
+    for key in ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid"):
+        assert r["mean"][key] is not None and np.isfinite(r["mean"][key]), key
+    assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
+
+
+def check_03(m):
+    stem = "03_mp_lora_instability"
+    assert m["lam"] == config.make("tiny").train.lam and m["proxy_feature"] == "calibrated"
+    for k in ("lora", "mp_lora", "mp_lora_clip", "mp_lora_normalize"):
+        _check_method(m[k], [1337])
+        d = m[k]["diagnostics"]
+        assert d["steps"] == 2 * 2 and d["grad_norm_std"] >= 0 and d["hessian_mean"] is not None   # 48 members / 32
+    assert m["mp_lora"]["diagnostics"]["grad_scale_privacy_std"] >= 0 and m["mp_lora"]["diagnostics"]["proxy_acc_final"]
+    assert "grad_scale_privacy_std" not in m["lora"]["diagnostics"]
+    assert len(m["claims"]) == 8 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    for fig in ("training_diagnostics", "grad_vs_hessian", "samples"):
+        assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
+
+
+def check_04(m):
+    stem = "04_smp_lora_training"
+    assert m["seeds"] == [1337, 1338]
+    for k in ("lora", "mp_lora", "smp_lora"):
+        _check_method(m[k], [1337, 1338])
+        assert set(m[k]["diagnostics"]) == {"1337", "1338"}
+    smp = m["smp_lora"]["diagnostics"]["1337"]
+    assert 0 < smp["rescale_min"] <= smp["rescale_mean"] <= smp["rescale_max"] <= 1
+    _check_method(m["smp_lora_two_forwards"], [1337])
+    _check_method(m["lora_early_stop"], [1337, 1338])
+    assert all(1 <= e <= 2 for e in m["lora_early_stop"]["epochs"].values())
+    assert len(m["claims"]) == 9 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    for fig in ("fid_vs_asr", "roc", "samples", "training_diagnostics", "grad_vs_hessian"):
+        assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
+
+
+CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02,
+          "03_mp_lora_instability": check_03, "04_smp_lora_training": check_04}
 
 
 def test_every_notebook_has_ci_parameters_and_a_check():

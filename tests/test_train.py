@@ -108,7 +108,8 @@ def test_private_methods_train_and_log_their_diagnostics(tiny_setup, method, fea
     for key in ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "rescale", "proxy_acc"):
         assert len(log[key]) == steps and np.isfinite(log[key]).all(), key
     assert all(g <= 0 for g in log["gain"]) and all(0 < r <= 1 for r in log["rescale"])
-    assert [h[0] for h in log["hessian"]] == list(range(0, steps, 3)) and all(np.isfinite(h[1]) for h in log["hessian"])
+    assert [h[0] for h in log["hessian"]] == list(range(0, steps, 3))
+    assert all(np.isfinite(h[1]) and h[2] > 0 for h in log["hessian"])                  # [step, eigenvalue, ||g||]
     assert (len(log["grad_scale_privacy"]) == steps) == (method == "mp_lora")
 
 
