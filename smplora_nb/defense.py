@@ -2,17 +2,21 @@
 
 Per LoRA step, with a proxy attack h (the same MLP as the evaluation attack, ``attack.LossMapMLP``):
 
-1. LoRA update on a D_tr batch: L = L_ada + lam * G (``mp_lora``) or L_ada / (1 - lam * G + delta) (``smp_lora``),
+1. ``k_steps`` proxy updates on balanced batches of member_aux and nonmember_aux (loss maps without gradient into
+   the U-Net): maximise G, i.e. minimise the cross-entropy (Adam, lr ``proxy_lr``, weight decay
+   ``proxy_weight_decay``). The first batch rides in the LoRA step's own U-Net forward (``train.py``).
+2. LoRA update on a D_tr batch: L = L_ada + lam * G (``mp_lora``) or L_ada / (1 - lam * G + delta) (``smp_lora``),
    where G = mean log h(l) over the (all-member) batch and l is the loss map of the *same* forward that gives
    L_ada (one forward; the official code draws fresh noise and t for a second forward, kept as ``two_forwards``).
    Gradients flow through l into the LoRA weights; h is held fixed.
-2. ``k_steps`` proxy updates on balanced batches of member_aux and nonmember_aux (loss maps without gradient):
-   maximise G, i.e. minimise the cross-entropy (Adam, lr ``proxy_lr``, weight decay ``proxy_weight_decay``).
 
-The proxy's feature is the flattened log loss map of one draw **plus a sinusoidal embedding of its timestep**: a map
-at an unknown random t is mostly noise (the paper's exact feature reads at chance on the tiny model, notebook 02),
-while knowing t lets h learn a timestep-dependent threshold. The attacker may compute t, so this stays within the
-paper's white-box threat model.
+(The official code runs step 2 before step 1; the paper's Algorithm 1 runs them in this order.)
+
+The proxy's feature is the flattened log loss map of one draw **plus a sinusoidal embedding of its timestep**, and
+with ``proxy_feature="calibrated"`` (the ``tiny`` default) the log map minus the frozen base model's log map at the
+same t and noise. A raw map at a random t is mostly noise at the tiny scale (the paper's exact feature reads at
+chance there, notebook 02), and a proxy at chance cannot defend. Knowing t and the public base model is within the
+paper's white-box threat model (the attacker computes the adapted model's loss; the base model is public).
 """
 from __future__ import annotations
 

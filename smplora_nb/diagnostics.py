@@ -58,7 +58,8 @@ def summarize_log(log: dict) -> dict:
     * gradient norm and scale: mean and standard deviation over steps (the spread is the instability);
     * MP-LoRA: the scale's std per term (adaptation vs MI gain);
     * SMP-LoRA: the rescaling factor 1/(1 - lam G + delta): max, min, mean, std;
-    * the Pearson correlation of gradient norm and Hessian norm at the Hessian checkpoints (PCC and p-value);
+    * the Hessian norm (abs of the largest-magnitude eigenvalue: power iteration may return a negative one) and its
+      Pearson correlation with the gradient norm at the Hessian checkpoints (PCC and p-value);
     * the last 10% of steps: L_ada and the proxy attack's accuracy on its own D_aux batches.
     """
     from scipy.stats import pearsonr
@@ -75,7 +76,7 @@ def summarize_log(log: dict) -> dict:
     out["proxy_acc_final"] = float(np.mean(acc)) if acc else None
     hess = log.get("hessian", [])
     if len(hess) >= 3 and len(hess[0]) == 3:
-        eig, gn = np.array([h[1] for h in hess]), np.array([h[2] for h in hess])
+        eig, gn = np.abs([h[1] for h in hess]), np.array([h[2] for h in hess])      # Hessian norm = abs(lambda)
         out["hessian_mean"], out["hessian_std"] = float(eig.mean()), float(eig.std())
         if eig.std() > 0 and gn.std() > 0:
             r = pearsonr(gn, eig)

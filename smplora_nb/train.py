@@ -252,6 +252,14 @@ def _train_one_thread(cfg, splits, base, outputs: str) -> str:
     return str(train(cfg, splits, base, progress=False))
 
 
+def _cost(cfg) -> float:
+    """Rough relative cost of a run, so that the longest runs start first (U-Net passes per step x epochs)."""
+    tc = cfg.train
+    per_step = 3 + (tc.method != "lora") * (1 + (tc.proxy_feature == "calibrated")) + 3 * tc.two_forwards \
+        + 2 * (tc.method == "mp_lora") + (tc.hessian_every > 0)
+    return tc.epochs * per_step
+
+
 def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
     """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
 
@@ -259,14 +267,14 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     number of cores, at most 8) run side by side in separate processes: the tiny model's steps are too small for
     two threads to help one run (2 cores: 1.7x the throughput of one two-thread run after another). A run's result
     depends on its thread count in the last bits, so every CPU run of the notebooks goes through here with one thread,
-    whatever the number of workers.
+    whatever the number of workers. The longest runs start first.
     """
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
-    todo = [k for k in cfgs if not (out[k] / "train_log.json").exists()]
+    todo = sorted((k for k in cfgs if not (out[k] / "train_log.json").exists()), key=lambda k: -_cost(cfgs[k]))
     if not todo:
         return out
     if torch.cuda.is_available():

@@ -193,15 +193,15 @@ def training_diagnostics(logs: dict, smooth: int = 20):
         axes[1].plot(x, mean, color=color, label=label)
         axes[1].fill_between(x, mean - std, mean + std, color=color, alpha=0.25)
         if log.get("hessian"):
-            axes[2].plot([h[0] for h in log["hessian"]], [h[1] for h in log["hessian"]], "o-", ms=3, color=color,
-                         label=label)
+            axes[2].plot([h[0] for h in log["hessian"]], [abs(h[1]) for h in log["hessian"]], "o-", ms=3,
+                         color=color, label=label)
         if any(a is not None for a in log.get("proxy_acc", [])):
             axes[3].plot(_smooth(log["proxy_acc"], smooth), color=color, label=label)
     axes[3].axhline(0.5, color="k", ls=":", lw=1)
     for ax, (title, ylabel, logy) in zip(axes, (
             ("adaptation loss L_ada (D_tr batches)", "L_ada", True),
             ("gradient norm: moving mean ± std", "||g||", True),
-            ("Hessian norm (top eigenvalue)", "lambda_max", False),
+            ("Hessian norm abs(lambda_max), fixed batch", "abs(lambda_max)", True),
             ("proxy attack accuracy (D_aux batches)", "accuracy", False))):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
@@ -223,9 +223,11 @@ def grad_vs_hessian(logs: dict, stats: dict | None = None):
             continue
         r = (stats or {}).get(label, {}).get("pcc_grad_hessian")
         tag = f"{label} (PCC {r:.2f})" if r is not None else label
-        ax.scatter([x[2] for x in h], [x[1] for x in h], s=14, color=f"C{i}", label=tag)
+        ax.scatter([x[2] for x in h], [abs(x[1]) for x in h], s=14, color=f"C{i}", label=tag)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("gradient norm ||g|| (diagnostic batch)")
-    ax.set_ylabel("Hessian top eigenvalue")
+    ax.set_ylabel("Hessian norm abs(lambda_max)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

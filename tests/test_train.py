@@ -156,3 +156,20 @@ def test_non_finite_loss_stops_cleanly(tiny_setup, monkeypatch):
     log = train.paths.read_json(folder / "train_log.json")
     assert log["diverged"]["step"] == 4 and log["steps"] == 4
     assert all(torch.isfinite(v).all() for v in _weights(folder).values())
+
+
+def test_train_many_side_by_side_matches_one_after_another(tiny_setup, monkeypatch, tmp_path):
+    """Two worker processes (one thread each) give the same weights as the in-process path, and reuse the cache."""
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    cfgs = {"a": config.replace(cfg, epochs=2), "b": config.replace(cfg, epochs=2, seed=7)}
+    parallel = train.train_many(cfgs, splits, base, workers=2, progress=False)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "sequential"))
+    sequential = train.train_many(cfgs, splits, base, workers=1, progress=False)
+    for k in cfgs:
+        assert parallel[k] != sequential[k] and parallel[k].name == sequential[k].name
+        ref, got = _weights(parallel[k]), _weights(sequential[k])
+        assert all(torch.equal(ref[n], got[n]) for n in ref)
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained a finished run again"))
+    assert train.train_many(cfgs, splits, base, workers=2, progress=False) == sequential
