@@ -55,7 +55,8 @@ def _tail(xs, frac: float = 0.1) -> list:
 def summarize_log(log: dict) -> dict:
     """Per-run statistics of a ``train_log.json``: the numbers of Fig. 1b, Fig. 2 and Table 3.
 
-    * gradient norm and scale: mean and standard deviation over steps (the spread is the instability);
+    * gradient norm and scale: mean and standard deviation over steps (the spread is the instability), and the
+      norm's coefficient of variation std / mean (the spread relative to the gradient's own size);
     * MP-LoRA: the scale's std per term (adaptation vs MI gain);
     * SMP-LoRA: the rescaling factor 1/(1 - lam G + delta): max, min, mean, std;
     * the Hessian norm (abs of the largest-magnitude eigenvalue: power iteration may return a negative one) and its
@@ -69,6 +70,8 @@ def summarize_log(log: dict) -> dict:
         xs = np.asarray([x for x in log.get(k, []) if x is not None], dtype=float)
         if len(xs):
             out[f"{k}_mean"], out[f"{k}_std"] = float(xs.mean()), float(xs.std())
+            if k == "grad_norm":                                         # spread relative to the gradient's size
+                out["grad_norm_cv"] = float(xs.std() / xs.mean()) if xs.mean() > 0 else None
             if k == "rescale":
                 out["rescale_max"], out["rescale_min"] = float(xs.max()), float(xs.min())
     out["l_ada_final"] = float(np.mean(_tail(log["l_ada"])))

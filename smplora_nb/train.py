@@ -5,10 +5,10 @@ Per step, for a batch (x, y) of members with cached latents z0 = E(x) and captio
     t ~ U{0..999},  eps ~ N(0, I),  L_ada = mean over batch and elements of (eps - eps_theta(z_t, t, tau(y)))^2
 
 and only the LoRA matrices A, B are updated (AdamW, lr ``cfg.train.lr``). The private methods follow Algorithm 1:
-first a proxy step on a balanced D_aux batch, then the LoRA step with the objective of ``defense``. The D_aux rows are
-appended to the same U-Net forward (their maps detached), so a private step costs one forward, not two or three;
-with ``proxy_feature="calibrated"`` a frozen copy of the base U-Net gives the reference maps in one more forward
-without gradient. Every step logs the diagnostics of ``diagnostics``. Runs are cached under
+first a proxy step on a balanced D_aux batch (a U-Net forward without gradient), then the LoRA step with the
+objective of ``defense``, whose MI gain reads the loss maps of the same forward as L_ada (one forward with gradient,
+not two). With ``proxy_feature="calibrated"`` a frozen copy of the base U-Net gives the reference maps of both batches
+in one more forward without gradient. Every step logs the diagnostics of ``diagnostics``. Runs are cached under
 ``outputs/cache/runs/<hash of config, split and base>/``; checkpoints (LoRA weights, optimizer, RNG state) are written
 every ``checkpoint_every`` epochs, and ``resume=True`` continues an interrupted run to the same final weights on CPU.
 Device and precision come from accelerate (CPU here, or one GPU); the loop runs in one process: sharding the data
@@ -28,6 +28,8 @@ from tqdm.auto import tqdm
 from . import defense, diagnostics, losses, lora, models, paths
 
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
+PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
+                "proxy_feature")                  # TrainConfig fields read only by mp_lora and smp_lora
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
             "proxy_acc", "hessian")
 
@@ -40,8 +42,12 @@ def run_folder(cfg, splits, base) -> Path:
 def run_key(cfg, splits, base) -> str:
     """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
     members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
+    train_cfg = dict(vars(cfg.train))
+    if cfg.train.method == "lora":                       # the proxy's settings cannot change a plain LoRA run
+        for name in PRIVATE_ONLY:
+            train_cfg.pop(name)
     base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
-    return paths.config_hash({"train": vars(cfg.train), "data": vars(cfg.data), "base": base_id,
+    return paths.config_hash({"train": train_cfg, "data": vars(cfg.data), "base": base_id,
                               "members": members, "objective": OBJECTIVE_VERSION})
 
 
@@ -190,18 +196,23 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
             noise = torch.randn(z0[idx].shape, generator=gen).to(device)             # (B, 4, h, w)
             t = torch.randint(0, num_t, (b,), generator=gen).to(device)
             z, c = z0[idx], (cond[idx] if text_encoder is None else text_encoder(ids[idx].to(device))[0])
-            if half:        # Algorithm 1: the proxy's balanced D_aux batch rides in the same U-Net forward
+            if half:        # Algorithm 1 order: a proxy step on a balanced D_aux batch, then the LoRA step
                 za, ca, na, ta, member = _aux_rows(aux, half, gen, device, num_t, text_encoder)
-                z, c, noise, t = torch.cat([z, za]), torch.cat([c, ca]), torch.cat([noise, na]), torch.cat([t, ta])
             with accelerator.autocast():
-                maps = losses.loss_map(unet, scheduler, z, c, t, noise)             # (B + 2h, 4, h, w)
-                ref = _base_map(base_unet, scheduler, z, c, t, noise) if base_unet is not None else None
-                if half:    # 1. proxy step(s): ascend G on D_aux (maps detached: no gradient into the U-Net)
-                    accs = [proxy.update(maps[b:], t[b:], member, None if ref is None else ref[b:])]
+                maps = losses.loss_map(unet, scheduler, z, c, t, noise)             # (B, 4, h, w)
+                ref = ref_aux = None
+                if base_unet is not None:                                # reference maps: one frozen-base forward
+                    own = not tc.two_forwards                            # G reads this forward's D_tr maps
+                    rows = [(z, c.detach(), t, noise)] * own + ([(za, ca, ta, na)] if half else [])
+                    both = _base_map(base_unet, scheduler, *[torch.cat(x) for x in zip(*rows)])
+                    ref, ref_aux = (both[:b], both[b:]) if own else (None, both)
+                if half:    # 1. proxy step(s): ascend G on D_aux (no gradient into the U-Net)
+                    with torch.no_grad():
+                        aux_maps = losses.loss_map(unet, scheduler, za, ca, ta, na)  # (2h, 4, h, w)
+                    accs = [proxy.update(aux_maps, ta, member, ref_aux)]
                     accs += [_proxy_batch(proxy, unet, base_unet, scheduler, aux, half, gen, device,
                                           text_encoder)
                              for _ in range(tc.k_steps - 1)]
-                maps, t, z, c, ref = maps[:b], t[:b], z[:b], c[:b], (None if ref is None else ref[:b])
                 l_ada, gain = maps.mean(), None                          # 2. LoRA step on the D_tr batch
                 if private and tc.two_forwards:                          # official: fresh noise and t for G
                     t2 = torch.randint(0, num_t, (b,), generator=gen).to(device)

@@ -193,7 +193,7 @@ def test_profile_keys_are_real_fields():
 def test_to_dict_is_nested_by_stage():
     d = config.make().to_dict()
     assert set(d) == {"profile", *config.STAGES}
-    assert d["train"]["lam"] == 0.05
+    assert d["train"]["lam"] == config.PROFILES["tiny"]["lam"] and config.make("paper").train.lam == 0.05
 
 
 # Known gap (reported): integer-valued fields accept non-integers, which then fail later with a TypeError

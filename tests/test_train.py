@@ -173,3 +173,26 @@ def test_train_many_side_by_side_matches_one_after_another(tiny_setup, monkeypat
         assert all(torch.equal(ref[n], got[n]) for n in ref)
     monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("trained a finished run again"))
     assert train.train_many(cfgs, splits, base, workers=2, progress=False) == sequential
+
+
+def test_private_method_with_text_encoder_lora(tiny_setup):
+    """SMP-LoRA with a text-encoder LoRA: the proxy's D_aux captions go through the adapted encoder; both adapters
+    are saved."""
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    cfg = config.replace(cfg, method="smp_lora", text_encoder_lr=1e-3, epochs=1, proxy_batch_size=4, k_steps=2)
+    folder = train.train(cfg, splits, base, progress=False)
+    log = train.paths.read_json(folder / "train_log.json")
+    assert log["diverged"] is None and all(0 <= a <= 1 for a in log["proxy_acc"])
+    assert any(k.startswith("text_encoder.") for k in _weights(folder))
+
+
+def test_lora_run_key_ignores_the_proxy_settings(tiny_setup):
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    key = train.run_key(cfg, splits, base)
+    assert key == train.run_key(config.replace(cfg, lam=3.0, proxy_batch_size=8, proxy_feature="map"), splits, base)
+    smp = config.replace(cfg, method="smp_lora")
+    assert train.run_key(smp, splits, base) != train.run_key(config.replace(smp, lam=3.0), splits, base)
