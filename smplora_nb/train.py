@@ -288,15 +288,12 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     todo = sorted((k for k in cfgs if not (out[k] / "train_log.json").exists()), key=lambda k: -_cost(cfgs[k]))
     if not todo:
         return out
-    if torch.cuda.is_available():
-        for k in tqdm(todo, desc="training runs", disable=not progress):
-            out[k] = train(cfgs[k], splits, base, progress=progress)
-        return out
-    workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo)))
-    if workers == 1:                                                  # in this process, still one thread
+    gpu = torch.cuda.is_available()
+    workers = 1 if gpu else max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo)))
+    if workers == 1:                                                  # in this process (on CPU: one thread)
         threads = torch.get_num_threads()
         try:
-            torch.set_num_threads(1)
+            torch.set_num_threads(threads if gpu else 1)
             for k in tqdm(todo, desc="training runs", disable=not progress):
                 out[k] = train(cfgs[k], splits, base, progress=progress)
         finally:

@@ -186,9 +186,8 @@ def training_diagnostics(logs: dict, smooth: int = 20):
         color = f"C{i}"
         axes[0].plot(_smooth(log["l_ada"], smooth), color=color, label=label)
         gn = np.asarray(log["grad_norm"], dtype=float)
-        k = max(1, min(smooth, len(gn) // 5 or 1))
-        mean = np.convolve(gn, np.ones(k) / k, mode="valid")
-        std = np.sqrt(np.maximum(np.convolve(gn ** 2, np.ones(k) / k, mode="valid") - mean ** 2, 0))
+        mean = _smooth(gn, smooth)
+        std = np.sqrt(np.maximum(_smooth(gn ** 2, smooth) - mean ** 2, 0))   # moving std from the moving moments
         x = np.arange(len(mean))
         axes[1].plot(x, mean, color=color, label=label)
         axes[1].fill_between(x, mean - std, mean + std, color=color, alpha=0.25)
