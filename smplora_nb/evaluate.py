@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import attack, lora, models, paths
+from . import attack, lora, models, parallel, paths
 
 EVAL_VERSION = 1                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
@@ -30,6 +30,34 @@ def _folder(base, run) -> Path:
     return paths.cache_dir("eval") / paths.config_hash({"base": str(base)})
 
 
+def _cached(folder: Path, key: str) -> bool:
+    return (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists()
+
+
+def _key(splits, extractor, seed, mlp_epochs, steps, guidance_scale) -> str:
+    members = splits["member_aux"] + splits["member_te"]
+    return paths.config_hash({"version": EVAL_VERSION, "seed": seed, "mlp_epochs": mlp_epochs, "steps": steps,
+                              "guidance_scale": guidance_scale, "timesteps": attack.TIMESTEPS,
+                              "n_draws": attack.N_DRAWS, "features": extractor.description,
+                              "sets": {k: [it.sha256 for it in v] for k, v in splits.items() if k != "public"},
+                              "captions": [it.caption for it in members]})
+
+
+def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, mlp_epochs: int = 100, steps: int = 25,
+                  guidance_scale: float = 5.0, workers: int | None = None, progress: bool = True) -> dict:
+    """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]``. Audits not cached yet run
+    side by side on CPU (``parallel.side_by_side``, one thread each); every result is then read from the cache."""
+    kw = dict(mlp_epochs=mlp_epochs, steps=steps, guidance_scale=guidance_scale)
+    todo = {k: (base, run, splits, extractor, seeds[k], kw) for k, run in runs.items()
+            if not _cached(_folder(base, run), _key(splits, extractor, seeds[k], **kw))}
+    parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits")
+    return {k: evaluate(base, run, splits, extractor, seeds[k], **kw) for k, run in runs.items()}
+
+
+def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:
+    evaluate(base, run, splits, extractor, seed, **kw)
+
+
 def evaluate(base, run, splits, extractor, seed: int, mlp_epochs: int = 100, steps: int = 25,
              guidance_scale: float = 5.0) -> dict:
     """Audit the base model with the LoRA of ``run`` (a run folder from ``train.train``; None = the base model).
@@ -38,13 +66,9 @@ def evaluate(base, run, splits, extractor, seed: int, mlp_epochs: int = 100, ste
     fixed-t loss}, "samples": (N_SAMPLES, H, W, 3) uint8}``; the attack's own randomness is seeded by ``seed``.
     """
     members = splits["member_aux"] + splits["member_te"]
-    key = paths.config_hash({"version": EVAL_VERSION, "seed": seed, "mlp_epochs": mlp_epochs, "steps": steps,
-                             "guidance_scale": guidance_scale, "timesteps": attack.TIMESTEPS,
-                             "n_draws": attack.N_DRAWS, "features": extractor.description,
-                             "sets": {k: [it.sha256 for it in v] for k, v in splits.items() if k != "public"},
-                             "captions": [it.caption for it in members]})
+    key = _key(splits, extractor, seed, mlp_epochs, steps, guidance_scale)
     folder = _folder(base, run)
-    if (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists():
+    if _cached(folder, key):
         out = paths.read_json(folder / f"{key}.json")
         out["samples"] = np.load(folder / f"{key}_samples.npy", allow_pickle=False)
         return out

@@ -160,9 +160,18 @@ def quality_extractor(splits, cfg) -> QualityExtractor:
     if cfg.model.base == "tiny":
         net = train_feature_net(splits["public"], seed=0)
         scale = 1.0 / net.features(np.stack([it.image for it in splits["public"]])).std()   # unit-scale features
-        return QualityExtractor(lambda images: net.features(images) * scale, TINY_FEATURES,
-                                digit_classifier(splits["public"]))
+        return QualityExtractor(_Scaled(net, scale), TINY_FEATURES, digit_classifier(splits["public"]))
     return QualityExtractor(_inception_features(), "clean-fid Inception-v3 pool features (2048-d), clean resize")
+
+
+class _Scaled:
+    """``net.features(images) * scale`` as a picklable callable (audits can run in worker processes)."""
+
+    def __init__(self, net, scale: float):
+        self.net, self.scale = net, scale
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.net.features(images) * self.scale
 
 
 def _inception_features():

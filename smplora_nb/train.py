@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import defense, diagnostics, losses, lora, models, paths
+from . import defense, diagnostics, losses, lora, models, parallel, paths
 
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
 PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
@@ -254,61 +254,30 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     return folder
 
 
-def _train_one_thread(cfg, splits, base, outputs: str) -> str:
-    """Worker of ``train_many``: one run with one CPU thread (spawned process)."""
-    import os
-
-    os.environ[paths.ENV_VAR] = outputs
-    torch.set_num_threads(1)
-    return str(train(cfg, splits, base, progress=False))
-
-
 def _cost(cfg) -> float:
     """Rough relative cost of a run, so that the longest runs start first (U-Net passes per step x epochs)."""
     tc = cfg.train
     per_step = 3 + (tc.method != "lora") * (1 + (tc.proxy_feature == "calibrated")) + 3 * tc.two_forwards \
-        + 2 * (tc.method == "mp_lora") + (tc.hessian_every > 0)
+        + 2 * (tc.method == "mp_lora") + (2.5 * tc.hessian_iters / tc.hessian_every if tc.hessian_every else 0)
     return tc.epochs * per_step
+
+
+def _train_path(cfg, splits, base, progress) -> str:
+    return str(train(cfg, splits, base, progress=progress))
 
 
 def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
     """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
 
-    On a GPU the runs go one after another. On CPU every run uses **one thread** and up to ``workers`` (default: the
-    number of cores, at most 8) run side by side in separate processes: the tiny model's steps are too small for
-    two threads to help one run (2 cores: 1.7x the throughput of one two-thread run after another). A run's result
-    depends on its thread count in the last bits, so every CPU run of the notebooks goes through here with one thread,
-    whatever the number of workers. The longest runs start first.
+    Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run and up to ``workers`` runs in
+    separate processes, the longest first; on a GPU one after another.
     """
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
     out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
     todo = sorted((k for k in cfgs if not (out[k] / "train_log.json").exists()), key=lambda k: -_cost(cfgs[k]))
-    if not todo:
-        return out
-    gpu = torch.cuda.is_available()
-    workers = 1 if gpu else max(1, min(workers or min(os.cpu_count() or 1, 8), len(todo)))
-    if workers == 1:                                                  # in this process (on CPU: one thread)
-        threads = torch.get_num_threads()
-        try:
-            torch.set_num_threads(threads if gpu else 1)
-            for k in tqdm(todo, desc="training runs", disable=not progress):
-                out[k] = train(cfgs[k], splits, base, progress=progress)
-        finally:
-            torch.set_num_threads(threads)
-        return out
-    root = str(paths.outputs_root())
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one_thread, cfgs[k], splits, base, root): k for k in todo}
-        bar = tqdm(total=len(todo), desc=f"training runs ({workers} processes)", disable=not progress)
-        for fut in as_completed(futures):
-            out[futures[fut]] = Path(fut.result())
-            bar.update()
-            bar.set_postfix_str(f"done: {futures[fut]}")
-        bar.close()
-    return out
+    inner = progress and (torch.cuda.is_available() or workers == 1)      # per-epoch bars when runs go in turn
+    done = parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
+                                 desc="training runs")
+    return {**out, **{k: Path(v) for k, v in done.items()}}
 
 
 def _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log) -> None:

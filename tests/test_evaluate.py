@@ -22,3 +22,25 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     assert np.array_equal(again["samples"], first["samples"])
     with pytest.raises(RuntimeError, match="audited"):                  # another attack seed is another audit
         evaluate.evaluate(base, run, splits, extractor, seed=1, mlp_epochs=2, steps=2)
+
+
+def test_evaluate_many_side_by_side_matches_in_process(tiny_setup, monkeypatch, tmp_path):
+    """Two worker processes give the audits and samples of one-after-another; cached audits are not redone."""
+    cfg, _, splits, base = tiny_setup
+    runs = {"a": train.train(config.replace(cfg, epochs=1), splits, base, progress=False), "base": None}
+    seeds = {"a": 0, "base": 3}
+    extractor = metrics.quality_extractor(splits, cfg)
+    many = evaluate.evaluate_many(base, runs, splits, extractor, seeds, mlp_epochs=2, steps=2, workers=2,
+                                  progress=False)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "in_process"))   # the base model's audit cache moves
+    run_b = tmp_path / "copy_of_a"
+    import shutil
+    shutil.copytree(runs["a"], run_b, ignore=shutil.ignore_patterns("eval"))
+    one = evaluate.evaluate_many(base, {"a": run_b, "base": None}, splits, extractor, seeds, mlp_epochs=2, steps=2,
+                                 workers=1, progress=False)                # one after another, one thread
+    for k in runs:
+        assert many[k]["audit"]["loss_map_mlp"]["auc"] == one[k]["audit"]["loss_map_mlp"]["auc"]
+        assert many[k]["quality"] == one[k]["quality"] and np.array_equal(many[k]["samples"], one[k]["samples"])
+    monkeypatch.setattr(evaluate.attack, "probe", lambda *a, **k: pytest.fail("audited a cached run again"))
+    assert evaluate.evaluate_many(base, {"a": run_b}, splits, extractor, {"a": 0}, mlp_epochs=2, steps=2,
+                                  workers=2, progress=False)["a"]["quality"] == one["a"]["quality"]
