@@ -85,3 +85,18 @@ def summarize_log(log: dict) -> dict:
             r = pearsonr(gn, eig)
             out["pcc_grad_hessian"], out["pcc_p_value"] = float(r.statistic), float(r.pvalue)
     return out
+
+
+def final_epoch_loss(log: dict) -> float:
+    """Mean training loss L_ada over the last epoch of a run's log."""
+    per_epoch = len(log["l_ada"]) // log["epochs"]
+    return float(np.mean(log["l_ada"][-per_epoch:]))
+
+
+def epoch_reaching(log: dict, target: float) -> int:
+    """The first epoch (1-based) whose mean training loss L_ada is at most ``target``; the last epoch if none is.
+
+    Used to stop plain LoRA at the fit a private run ended with (training logs only: no evaluation data)."""
+    per_epoch = len(log["l_ada"]) // log["epochs"]
+    curve = np.asarray(log["l_ada"][:per_epoch * log["epochs"]]).reshape(log["epochs"], per_epoch).mean(1)
+    return int(np.argmax(curve <= target)) + 1 if (curve <= target).any() else log["epochs"]

@@ -48,8 +48,10 @@ def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, mlp_epochs: 
     """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]``. Audits not cached yet run
     side by side on CPU (``parallel.side_by_side``, one thread each); every result is then read from the cache."""
     kw = dict(mlp_epochs=mlp_epochs, steps=steps, guidance_scale=guidance_scale)
-    todo = {k: (base, run, splits, extractor, seeds[k], kw) for k, run in runs.items()
-            if not _cached(_folder(base, run), _key(splits, extractor, seeds[k], **kw))}
+    todo = {}                                           # one audit per distinct (run, seed)
+    for k, run in runs.items():
+        if not _cached(_folder(base, run), _key(splits, extractor, seeds[k], **kw)):
+            todo.setdefault((str(run), seeds[k]), (base, run, splits, extractor, seeds[k], kw))
     parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits")
     return {k: evaluate(base, run, splits, extractor, seeds[k], **kw) for k, run in runs.items()}
 

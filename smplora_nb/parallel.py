@@ -7,6 +7,7 @@ then the same side by side or one after another. On a GPU the jobs run one after
 """
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -20,10 +21,10 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
     """``{key: args}`` -> ``{key: fn(*args)}``, the jobs in the order given (put the longest first).
 
     ``fn`` and its arguments must be picklable (a module-level function): on CPU with ``workers`` > 1 (default: the
-    number of cores, at most 8) each job runs in a spawned process with one thread and this process's outputs root.
+    number of cores, at most 8) each job runs in a spawned process with one thread and this process's outputs root;
+    the processes are kept for the next call.
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    from concurrent.futures import as_completed
 
     if not jobs:
         return {}
@@ -40,15 +41,56 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
             torch.set_num_threads(threads)
         return out
     root = str(paths.outputs_root())
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_one_thread, fn, args, root): k for k, args in jobs.items()}
-        bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes)", disable=not progress)
+    pool = _pool(workers)
+    futures = {pool.submit(_one_thread, fn, args, root): k for k, args in jobs.items()}
+    bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes)", disable=not progress)
+    try:
         for fut in as_completed(futures):
             out[futures[fut]] = fut.result()
             bar.update()
             bar.set_postfix_str(f"done: {label(futures[fut])}")
+    except BaseException:                        # a failed job: cancel the rest, start a fresh pool next time
+        for fut in futures:
+            fut.cancel()
+        shutdown()
+        raise
+    finally:
         bar.close()
     return {k: out[k] for k in jobs}
+
+
+_POOL: dict = {}
+
+
+def _pool(workers: int):
+    """The worker processes, kept between calls (spawning one costs seconds: it imports torch and diffusers)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    if _POOL.get("workers") != workers:
+        shutdown()
+        _POOL.update(workers=workers, pool=ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                               initializer=_ignore_sigint))
+    return _POOL["pool"]
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C (and a kernel interrupt sent to the process group) to the parent, which stops them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop the worker processes (at exit, or after a failed or interrupted job: running jobs are terminated;
+    interrupted training runs resume from their checkpoints)."""
+    pool = _POOL.pop("pool", None)
+    _POOL.pop("workers", None)
+    if pool is not None:
+        for proc in list(getattr(pool, "_processes", {}).values()):      # no public API before Python 3.14
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _one_thread(fn, args, outputs: str):

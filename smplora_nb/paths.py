@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 ENV_VAR = "SMPLORA_OUTPUTS"
+STAGING_VAR = "SMPLORA_STAGING"          # set by the runner: a notebook's own outputs go to this folder until it succeeds
 
 
 def outputs_root() -> Path:
@@ -29,8 +30,13 @@ def outputs_root() -> Path:
 
 
 def stage_dir(stem: str) -> Path:
-    """``outputs/<stem>/`` (created), e.g. ``stage_dir("01_data_splitting")``."""
-    path = outputs_root() / stem
+    """``outputs/<stem>/`` (created), e.g. ``stage_dir("01_data_splitting")``.
+
+    Under the runner (``$SMPLORA_STAGING`` set) a notebook writes into a staging folder that replaces
+    ``outputs/<stem>/`` only when the whole notebook succeeded: a failed run never overwrites a completed one.
+    """
+    staging = os.environ.get(STAGING_VAR)
+    path = Path(staging) / stem if staging else outputs_root() / stem
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -105,6 +111,24 @@ def read_metrics(stem: str) -> dict:
     return read_json(path)
 
 
+def write_table(stem: str, name: str, rows: list[dict], columns: list[str] | None = None) -> tuple[Path, Path]:
+    """Write ``outputs/<stem>/<name>.csv`` and ``<name>.md`` (a Markdown table) atomically; floats to 4 digits."""
+    import csv
+    import io
+
+    columns = columns or list(dict.fromkeys(c for r in rows for c in r))
+    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))   # noqa: E731
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    writer.writerows([[fmt(r.get(c)) for c in columns] for r in rows])
+    md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    md += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    folder = stage_dir(stem)
+    return (atomic_write_bytes(folder / f"{name}.csv", buf.getvalue().encode()),
+            atomic_write_bytes(folder / f"{name}.md", ("\n".join(md) + "\n").encode()))
+
+
 def save_figure(fig, stem: str, name: str) -> Path:
     """Save a matplotlib figure as ``outputs/<stem>/<name>.png`` atomically."""
     import io
@@ -112,6 +136,19 @@ def save_figure(fig, stem: str, name: str) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     return atomic_write_bytes(stage_dir(stem) / f"{name}.png", buf.getvalue())
+
+
+def replace_dir(src: Path, final: Path) -> Path:
+    """Move the complete folder ``src`` to ``final``, replacing what was there; a crash never leaves neither."""
+    src, final = Path(src), Path(final)
+    old = final.with_name(f".{final.name}.old")
+    if final.exists():                           # move the old one aside first
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(src, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 @contextlib.contextmanager
@@ -126,13 +163,7 @@ def atomic_dir(final: Path):
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        old = final.with_name(f".{final.name}.old")
-        if final.exists():                       # move the old one aside first: a crash never leaves neither
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

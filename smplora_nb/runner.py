@@ -64,11 +64,48 @@ def _claims(stem: str) -> list:
         return []
 
 
-def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Path = NOTEBOOK_DIR,
-        progress: bool = True) -> list[Path]:
-    """Execute the selected notebooks with papermill; return the paths of the executed copies."""
-    import papermill as pm
+def source_hash() -> str:
+    """Hash of the package's Python sources: a notebook's cached result is reused only under the same code."""
+    pkg = Path(__file__).resolve().parent
+    return paths.config_hash({p.name: p.read_text() for p in sorted(pkg.glob("*.py"))})
 
+
+SHARD_VAR = "SMPLORA_SHARD"            # "I/N": train only every N-th run, starting with the I-th (1-based)
+
+
+class ShardComplete(Exception):
+    """Raised inside a notebook when a ``--shard I/N`` call has trained its share of the runs."""
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N; None -> None."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--shard {text}: need 1 <= I <= N")
+    return i, n
+
+
+def _notebook_key(nb: Path, params: dict) -> str:
+    return paths.config_hash({"notebook": nb.read_text(), "parameters": params, "package": source_hash()})
+
+
+def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Path = NOTEBOOK_DIR,
+        progress: bool = True, cache: bool = False, shard: str | None = None,
+        optional: dict | None = None) -> list[Path]:
+    """Execute the selected notebooks with papermill; return the paths of the executed copies.
+
+    Each notebook writes into a staging folder that replaces ``outputs/<stem>/`` only if the whole notebook succeeds
+    (a failed attempt is kept in ``outputs/<stem>.failed/`` and the completed one stays). With ``cache`` a notebook
+    whose last successful run had the same source, parameters and package code is not run again. With ``shard``
+    ("I/N") every training call trains only its share of the runs and stops the notebook there (``ShardComplete``);
+    the notebook is then reported as sharded, and a later call without ``shard`` completes it from the cache.
+    ``optional`` parameters go only to the notebooks that declare them (e.g. ``n_seeds``).
+    """
     notebooks = select(list_notebooks(folder), only)
     params = {"profile": profile, **(params or {})}
     declared = {nb: declared_parameters(nb) for nb in notebooks}
@@ -76,16 +113,75 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the selected notebooks declare {sorted(known)}")
+    if shard is not None:
+        parse_shard(shard)
     done = []
     for nb in notebooks:
-        out = paths.stage_dir(nb.stem) / f"{nb.stem}.ipynb"
-        mine = {k: v for k, v in params.items() if k in declared[nb]}
-        print(f"[smplora_nb] running {nb.name} with {mine}", flush=True)
+        final = paths.outputs_root() / nb.stem
+        mine = {k: v for k, v in {**(optional or {}), **params}.items() if k in declared[nb]}
+        if "interactive" in declared[nb]:                    # headless: widgets fall back to static output
+            mine.setdefault("interactive", False)
+        key = _notebook_key(nb, mine)
+        if cache and shard is None and (final / "metrics.json").exists() and (final / "run_key.json").exists() \
+                and paths.read_json(final / "run_key.json").get("key") == key:
+            print(f"[smplora_nb] {nb.stem}: cached (same notebook, parameters and code) -> {final}", flush=True)
+            done.append(final / f"{nb.stem}.ipynb")
+            continue
+        print(f"[smplora_nb] running {nb.name} with {mine}" + (f", shard {shard}" if shard else ""), flush=True)
         start = time.time()
-        pm.execute_notebook(str(nb), str(out), parameters=mine, cwd=str(nb.parent), kernel_name="python3",
-                            progress_bar=progress)
-        print(f"[smplora_nb] {nb.stem} finished in {time.time() - start:.0f} s -> {out}", flush=True)
-        for c in _claims(nb.stem):
-            print(f"[smplora_nb]   {'holds ' if c['holds'] else 'FAILS '} {c['claim']}: {c['value']}", flush=True)
-        done.append(out)
+        if _execute(nb, mine, final, shard, progress):
+            paths.write_json(final / "run_key.json", {"key": key, "parameters": mine,
+                                                        "seconds": round(time.time() - start, 1)})
+            for c in _claims(nb.stem):
+                print(f"[smplora_nb]   {'holds ' if c['holds'] else 'FAILS '} {c['claim']}: {c['value']}", flush=True)
+            done.append(final / f"{nb.stem}.ipynb")
     return done
+
+
+def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: bool) -> bool:
+    """Run one notebook into a staging folder; move it to ``final`` on success. False when a shard stopped it."""
+    import os
+    import shutil
+    import tempfile
+
+    import papermill as pm
+
+    start = time.time()
+    root = Path(tempfile.mkdtemp(dir=paths.outputs_root(), prefix=f".{nb.stem}.", suffix=".staging"))
+    staged = root / nb.stem
+    staged.mkdir()
+    env = {paths.STAGING_VAR: str(root), SHARD_VAR: shard}
+    old = {k: os.environ.get(k) for k in env}
+    try:
+        os.environ.update({k: v for k, v in env.items() if v is not None})
+        pm.execute_notebook(str(nb), str(staged / f"{nb.stem}.ipynb"), parameters=params, cwd=str(nb.parent),
+                            kernel_name="python3", progress_bar=progress)
+    except pm.PapermillExecutionError as e:
+        if e.ename != "ShardComplete":
+            _keep_failed(staged, final)
+            raise
+        print(f"[smplora_nb] {nb.stem}: {e.evalue}; run again without --shard to finish it", flush=True)
+        return False
+    except BaseException:
+        _keep_failed(staged, final)
+        raise
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if not staged.exists() or not any(staged.iterdir()):
+            shutil.rmtree(root, ignore_errors=True)
+    paths.replace_dir(staged, final)
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"[smplora_nb] {nb.stem} finished in {time.time() - start:.0f} s -> {final}", flush=True)
+    return True
+
+
+def _keep_failed(staged: Path, final: Path) -> None:
+    """A failed attempt goes to ``outputs/<stem>.failed/`` for inspection; the completed ``final`` is untouched."""
+    if staged.exists():
+        paths.replace_dir(staged, final.with_name(f"{final.name}.failed"))
+        print(f"[smplora_nb] {final.name} failed: its partial outputs are in {final.name}.failed/; "
+              f"{final.name}/ is unchanged", flush=True)

@@ -125,7 +125,7 @@ def _proxy_batch(proxy, unet, base_unet, scheduler, aux, half: int, gen, device,
     return proxy.update(maps, t, member, ref)
 
 
-def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, progress: bool = True,
+def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None = None, progress: bool = True,
           interrupt_at_epoch: int | None = None) -> Path:
     """Adapt the base model on D_tr = member_aux + member_te with ``cfg.train.method``; return the run folder.
 
@@ -133,7 +133,8 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     folder holds ``lora/pytorch_lora_weights.safetensors`` (diffusers format) and ``train_log.json`` with per-step
     diagnostics. A finished run is returned from the cache; an unfinished one resumes from its last checkpoint when
     ``resume`` is true. A non-finite loss stops the run cleanly: the last finite weights are saved and the log says
-    ``diverged``. ``interrupt_at_epoch`` raises ``KeyboardInterrupt`` after that epoch's checkpoint (tests).
+    ``diverged``. Checkpoints come every ``checkpoint_every`` epochs (default: a tenth of the run, at least 1); the
+    log records ``resumed_from_epoch``. ``interrupt_at_epoch`` raises ``KeyboardInterrupt`` after that epoch's checkpoint (tests).
     """
     from accelerate import Accelerator
 
@@ -181,6 +182,8 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     if resume and (folder / "checkpoint" / "state.json").exists():
         start_epoch, log = _load_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt,
                                             accelerator.scaler, gen, proxy)
+    checkpoint_every = checkpoint_every or max(1, tc.epochs // 10)
+    resumed_from = start_epoch
     n, bs = len(members), min(tc.batch_size, len(members))
     steps_per_epoch = int(np.ceil(n / bs))
     half = tc.proxy_batch_size // 2 if private and tc.k_steps > 0 else 0
@@ -250,6 +253,7 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int = 50, pr
     paths.write_json(folder / "train_log.json", {
         "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
         "n_member": n, "diverged": diverged, "seconds_this_session": time.time() - started,
+        "resumed_from_epoch": resumed_from,
         **log})
     return folder
 
@@ -270,14 +274,31 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
 
     Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run and up to ``workers`` runs in
-    separate processes, the longest first; on a GPU one after another.
+    separate processes, the longest first; on a GPU one after another. An interrupted run resumes from its last
+    checkpoint. Under ``reproduce --shard I/N`` (``$SMPLORA_SHARD``) only every N-th run, in the order of the run
+    hashes, is trained here, and ``runner.ShardComplete`` stops the notebook: machines sharing ``outputs/`` split
+    a sweep, and a final call without ``--shard`` finds every run in the cache.
     """
+    import os
+
+    from . import runner
+
     out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
-    todo = sorted((k for k in cfgs if not (out[k] / "train_log.json").exists()), key=lambda k: -_cost(cfgs[k]))
+    distinct = {}                                       # one job per distinct run (equal configs share a folder)
+    for k in cfgs:
+        distinct.setdefault(out[k], k)
+    mine = sorted(distinct.values(), key=lambda k: out[k].name)     # a machine-independent order: the run hashes
+    shard = runner.parse_shard(os.environ.get(runner.SHARD_VAR))
+    if shard:
+        mine = mine[shard[0] - 1::shard[1]]
+    todo = sorted((k for k in mine if not (out[k] / "train_log.json").exists()), key=lambda k: -_cost(cfgs[k]))
     inner = progress and (torch.cuda.is_available() or workers == 1)      # per-epoch bars when runs go in turn
-    done = parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
-                                 desc="training runs")
-    return {**out, **{k: Path(v) for k, v in done.items()}}
+    parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
+                          desc="training runs")
+    if shard:
+        raise runner.ShardComplete(f"shard {shard[0]}/{shard[1]} trained {len(todo)} of its {len(mine)} runs "
+                                   f"({len(distinct)} in all)")
+    return out
 
 
 def _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log) -> None:

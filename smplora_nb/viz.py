@@ -249,3 +249,108 @@ def privacy_utility(points: dict, x: str = "fid", y: str = "asr", title: str = "
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def ablation_curves(families: dict, references: dict, ys=("asr", "auc_dev"), x: str = "fid"):
+    """Privacy-utility curves of ablations (Tables 6-8 analogue): one panel per privacy metric in ``ys``.
+
+    ``families`` is ``{family: [(setting label, metrics dict), ...]}`` in grid order (each family is a line, each
+    setting a labelled point); ``references`` is ``{label: metrics dict}`` (e.g. LoRA and MP-LoRA), drawn as stars.
+    """
+    fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 4.0), squeeze=False)
+    for ax, y in zip(axes[0], ys):
+        for i, (family, pts) in enumerate(families.items()):
+            xs, vs = [p[x] for _, p in pts], [p[y] for _, p in pts]
+            ax.plot(xs, vs, "o-", color=f"C{i}", label=family)
+            for (label, p) in pts:
+                ax.annotate(label, (p[x], p[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for j, (label, p) in enumerate(references.items()):
+            ax.scatter(p[x], p[y], marker="*", s=160, color=f"C{len(families) + j}", label=label, zorder=3)
+        if y == "asr":
+            ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
+        ax.set_xlabel(f"{x.upper()} (lower = better images)")
+        ax.set_ylabel(f"{y} of the loss-map MLP (lower = more private)")
+        ax.legend(fontsize=7)
+    fig.suptitle("SMP-LoRA ablations: privacy vs image quality", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def explorer_view(entry: dict, real_images, captions, title: str = ""):
+    """One results-explorer view: the metrics as Markdown, the ROC figure and the sample grid of one evaluated run
+    (``evaluate.evaluate``'s result)."""
+    from IPython.display import Markdown
+
+    audit = entry["audit"]
+    rows = {a: {"mean": {**{k: v for k, v in audit[a].items() if not k.startswith("scores_")},
+                         **entry["quality"]}} for a in audit}
+    table = Markdown(f"**{title}**\n\n" + metric_table(rows, columns=("asr", "auc", "auc_dev", "tpr_at_5pct_fpr",
+                                                                       "fid", "kid")))
+    roc = roc_curves({a: (audit[a]["scores_member"], audit[a]["scores_nonmember"]) for a in audit},
+                     f"ROC on D_te: {title}")
+    n = len(entry["samples"])
+    grid = image_grid(list(real_images[:n]) + list(entry["samples"]), list(captions[:n]) * 2, ncols=n,
+                      title="top: training images · bottom: generated from the same captions")
+    return table, roc, grid
+
+
+def _png(fig):
+    """A figure as an IPython PNG image (closed afterwards)."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def explorer(entries: dict, real_images, captions, interactive: bool = True):
+    """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
+
+    ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
+    redraw the view; with ``interactive=False`` (headless runs: papermill, CI) the first entry's view is displayed
+    as static output instead, so an executed notebook still shows it.
+    """
+    from IPython.display import display
+
+    def show(key):
+        table, *figs = explorer_view(entries[key], real_images, captions, f"{key[0]}, lam {key[1]}, seed {key[2]}")
+        display(table, *(_png(f) for f in figs))                 # PNG whatever the matplotlib backend
+
+    first = next(iter(entries))
+    if not interactive:
+        show(first)
+        return None
+    import ipywidgets as w
+
+    pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
+    out = w.Output()
+    key = lambda: (pick["method"].value, pick["lam"].value, pick["seed"].value)              # noqa: E731
+
+    def redraw(_=None):
+        if key() in entries:
+            out.clear_output(wait=True)
+            with out:
+                show(key())
+
+    def on_lam(_=None):
+        m, lam = pick["method"].value, pick["lam"].value
+        pick["seed"].options = sorted({k[2] for k in entries if k[0] == m and k[1] == lam})
+        redraw()
+
+    def on_method(_=None):
+        lams = {k[1] for k in entries if k[0] == pick["method"].value}
+        pick["lam"].options = sorted(lams, key=lambda v: (v is None, v or 0))
+        on_lam()
+
+    pick["method"].options = list(dict.fromkeys(k[0] for k in entries))
+    pick["method"].value = first[0]
+    on_method()
+    pick["method"].observe(on_method, "value")
+    pick["lam"].observe(on_lam, "value")
+    pick["seed"].observe(redraw, "value")
+    box = w.VBox([w.HBox(list(pick.values())), out])
+    display(box)
+    return box

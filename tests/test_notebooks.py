@@ -22,6 +22,8 @@ CI_PARAMS = {
                                "hessian_iters": 3, "stabilisers": ["clip", "normalize"]},
     "04_smp_lora_training": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
                              "hessian_every": 1, "hessian_iters": 3, "two_forward_seeds": 1},
+    "05_ablations": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
+                     "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_seeds": 1},
 }
 NOTEBOOKS = runner.list_notebooks()
 
@@ -68,7 +70,7 @@ def check_03(m):
         _check_method(m[k], [1337])
         d = m[k]["diagnostics"]
         assert d["steps"] == 2 * 2 and d["grad_norm_std"] >= 0                # 48 members / batch 32, 2 epochs
-        assert (d.get("hessian_mean") is not None) == (k in ("lora", "mp_lora"))  # Hessian only where plotted
+        assert (d.get("hessian_mean") is not None) == (k == "mp_lora")      # the Hessian only where it is plotted
     assert m["mp_lora"]["diagnostics"]["grad_scale_privacy_std"] >= 0 and m["mp_lora"]["diagnostics"]["proxy_acc_final"]
     assert "grad_scale_privacy_std" not in m["lora"]["diagnostics"]
     assert m["stabilisers"] == ["clip", "normalize"]
@@ -95,8 +97,33 @@ def check_04(m):
         assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
 
 
+def check_05(m):
+    stem = "05_ablations"
+    tiny = config.make("tiny").train
+    assert m["grid"] == {"lam": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5]}
+    assert [r["lam"] for r in m["ablations"]["lam"]] == [1.0, 0.1]
+    assert [r["lr"] for r in m["ablations"]["lr"]] == [tiny.lr, tiny.lr * 0.1]
+    assert [r["rank"] for r in m["ablations"]["rank"]] == [tiny.lora_rank, tiny.lora_rank // 2]
+    default = m["ablations"]["lam"][0]                                  # lam 1.0 = lr x1 = rank x1: one run
+    assert all(m["ablations"][f][0][k] == default[k] for f in ("lr", "rank") for k in ("asr", "fid", "kid"))
+    for rows in [*m["ablations"].values(), list(m["references"].values())]:
+        for r in rows:
+            assert 0 <= r["asr"] <= 1 and np.isfinite(r["fid"])
+    assert len(m["train_seconds"]) == 8 and len(m["claims"]) == 3
+    assert all(isinstance(c["holds"], bool) for c in m["claims"])
+    folder = paths.outputs_root() / stem
+    for family in ("lam", "lr", "rank"):
+        csv = (folder / f"ablation_{family}.csv").read_text().splitlines()
+        assert csv[0].startswith(family + ",asr") and len(csv) == 3
+        assert (folder / f"ablation_{family}.md").read_text().startswith(f"| {family} | asr")
+    assert (folder / "privacy_utility.png").stat().st_size > 1000
+    cells = json.loads((folder / f"{stem}.ipynb").read_text())["cells"]
+    explorer = [c for c in cells if c["cell_type"] == "code" and "viz.explorer(" in "".join(c["source"])][0]
+    assert sum("image/png" in o.get("data", {}) for o in explorer["outputs"]) == 2   # static view: ROC + samples
+
+
 CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02,
-          "03_mp_lora_instability": check_03, "04_smp_lora_training": check_04}
+          "03_mp_lora_instability": check_03, "04_smp_lora_training": check_04, "05_ablations": check_05}
 
 
 def test_every_notebook_has_ci_parameters_and_a_check():

@@ -1,0 +1,135 @@
+"""`reproduce`: cached notebooks, failed runs that leave completed outputs alone, shards, the report, and a sweep
+killed mid-run that resumes to the same results without redoing finished work."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from smplora_nb import config, paths, report, runner, train
+
+TOY = '''from smplora_nb import paths
+paths.write_metrics("01_toy", {"value": value, "claims": []})
+assert not fail, "asked to fail"
+'''
+
+
+def _toy_notebooks(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("profile = 'tiny'\nvalue = 1\nfail = False"),
+                                         nbformat.v4.new_code_cell(TOY)])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder.mkdir()
+    nbformat.write(nb, folder / "01_toy.ipynb")
+    return folder
+
+
+def test_failed_notebook_leaves_completed_outputs_and_cache_skips_reruns(tmp_path, capsys):
+    nbs = _toy_notebooks(tmp_path / "nbs")
+    runner.run(folder=nbs, params={"value": 1}, progress=False, cache=True)
+    done = paths.outputs_root() / "01_toy"
+    assert paths.read_json(done / "metrics.json")["value"] == 1 and (done / "01_toy.ipynb").exists()
+    with pytest.raises(Exception, match="asked to fail"):
+        runner.run(folder=nbs, params={"value": 2, "fail": True}, progress=False, cache=True)
+    assert paths.read_json(done / "metrics.json")["value"] == 1            # the completed run is untouched
+    failed = paths.outputs_root() / "01_toy.failed"
+    assert paths.read_json(failed / "metrics.json")["value"] == 2 and (failed / "01_toy.ipynb").exists()
+    capsys.readouterr()
+    runner.run(folder=nbs, params={"value": 1}, progress=False, cache=True)
+    assert "cached" in capsys.readouterr().out                            # same notebook, parameters and code
+    runner.run(folder=nbs, params={"value": 3}, progress=False, cache=True)
+    assert paths.read_json(done / "metrics.json")["value"] == 3
+    assert not list(paths.outputs_root().glob(".*.staging"))             # no staging folder left behind
+
+
+def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
+    cfg, _, splits, base = tiny_setup
+    cfgs = {s: config.replace(cfg, seed=s) for s in range(5)}
+    trained = {}
+
+    def fake(fn, jobs, *a, **k):
+        trained[os.environ[runner.SHARD_VAR]] = set(jobs)
+        return {}
+
+    monkeypatch.setattr(train.parallel, "side_by_side", fake)
+    for i in (1, 2):
+        monkeypatch.setenv(runner.SHARD_VAR, f"{i}/2")
+        with pytest.raises(runner.ShardComplete, match=f"shard {i}/2"):
+            train.train_many(cfgs, splits, base, progress=False)
+    assert trained["1/2"] | trained["2/2"] == set(cfgs) and not trained["1/2"] & trained["2/2"]
+    assert len(trained["1/2"]) == 3
+    for bad in ("0/2", "3/2", "x"):
+        with pytest.raises(ValueError, match="shard"):
+            runner.parse_shard(bad)
+
+
+def test_report_puts_results_next_to_the_paper(tmp_path):
+    root = tmp_path / "out"
+    m = {"mean": {"fid": 1.5, "kid": 0.2, "asr": 0.8, "auc_dev": 0.7, "tpr_at_5pct_fpr": 0.3},
+         "sem": {"fid": 0.1, "kid": None, "asr": 0.01, "auc_dev": 0.02, "tpr_at_5pct_fpr": None}}
+    paths.write_json(root / "04_smp_lora_training" / "metrics.json", {
+        "profile": "tiny", "seeds": [1, 2], "lora": m, "smp_lora": m,
+        "claims": [{"claim": "SMP defends", "value": 0.6, "op": "<=", "target": 0.56, "holds": False}]})
+    paths.write_json(root / "05_ablations" / "metrics.json", {
+        "profile": "tiny", "seed": 1, "grid": {"lam": [1.0], "lr_factors": [0.1], "rank_factors": [0.25]},
+        "ablations": {"lam": [{"lam": 1.0, "asr": 0.5, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
+                      "lr": [{"lr": 3e-4, "asr": 0.6, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
+                      "rank": [{"rank": 4, "asr": 0.7, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}]},
+        "claims": []})
+    (root / "05_ablations" / "privacy_utility.png").write_bytes(b"png")
+    text = report.write(root).read_text()
+    assert "| lora | 1.500 ± 0.100 | 0.200 | 0.800 ± 0.010" in text and "0.2 / 0.003 / 0.8227" in text
+    assert "SMP defends (measured 0.600, target <= 0.56)" in text
+    assert "| 1 | 0.500 | 0.100 | 2.000 | 0.300 | lam 1 | 1.633 | 0.46 |" in text
+    assert "lr 1e-05 (x0.1) | 0.436 | 0.462" in text and "rank 16 (x0.25) | 0.541 | 0.531" in text
+    assert "[privacy_utility](05_ablations/privacy_utility.png)" in text
+
+
+SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "24", "-p", "member_te", "24",
+         "-p", "nonmember_aux", "24", "-p", "nonmember_te", "24", "-p", "epochs", "8", "-p", "mlp_epochs", "3",
+         "-p", "hessian_every", "0", "-p", "lams", "[1.0, 0.1]", "-p", "lr_factors", "[1.0]",
+         "-p", "rank_factors", "[1.0]", "-p", "n_seeds", "1"]
+
+
+def _reproduce(out: Path, **kw):
+    env = {**os.environ, "SMPLORA_OUTPUTS": str(out), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    return subprocess.Popen([sys.executable, "-m", "smplora_nb", "reproduce", "--only", "05", "--no-progress",
+                             *SWEEP], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, **kw)
+
+
+def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path):
+    """Kill `reproduce` (its whole process group: runner, kernel, training workers) once a run has a mid-run
+    checkpoint; the rerun finishes with the metrics of an uninterrupted sweep, finished runs are not retrained and
+    interrupted ones continue from their checkpoint."""
+    ref = _reproduce(tmp_path / "ref")
+    assert ref.wait(timeout=900) == 0, ref.stderr.read().decode()[-3000:]
+    out = tmp_path / "killed"
+    proc = _reproduce(out)
+    runs = out / "cache" / "runs"
+    deadline = time.time() + 600
+    while not list(runs.glob("*/checkpoint/state.json")):
+        assert proc.poll() is None and time.time() < deadline, "the sweep ended before any checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/train_log.json")}
+    checkpoints = {p.parent.parent.name: json.loads(p.read_text())["epoch"]
+                   for p in runs.glob("*/checkpoint/state.json")}
+    assert not (out / "05_ablations" / "metrics.json").exists() and set(checkpoints) - set(finished)
+    again = _reproduce(out)
+    assert again.wait(timeout=900) == 0, again.stderr.read().decode()[-3000:]
+    for name, mtime in finished.items():                                 # finished before the kill: not redone
+        assert (runs / name / "train_log.json").stat().st_mtime_ns == mtime
+    for name, epoch in checkpoints.items():
+        if name not in finished:                                         # interrupted: resumed, not restarted
+            assert json.loads((runs / name / "train_log.json").read_text())["resumed_from_epoch"] == epoch
+    got = paths.read_json(out / "05_ablations" / "metrics.json")
+    want = paths.read_json(tmp_path / "ref" / "05_ablations" / "metrics.json")
+    assert got["ablations"] == want["ablations"] and got["references"] == want["references"]
+    assert (out / "REPORT.md").exists()
