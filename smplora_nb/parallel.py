@@ -75,10 +75,19 @@ def _pool(workers: int):
 
 
 def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C (and a kernel interrupt sent to the process group) to the parent, which stops them."""
+    """Workers leave Ctrl-C (and a kernel interrupt sent to the process group) to the parent, which stops them; on
+    Linux they also die with their parent (a killed kernel leaves no orphan training on)."""
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))          # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 @atexit.register

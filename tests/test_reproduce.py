@@ -1,5 +1,6 @@
 """`reproduce`: cached notebooks, failed runs that leave completed outputs alone, shards, the report, and a sweep
 killed mid-run that resumes to the same results without redoing finished work."""
+import contextlib
 import json
 import os
 import signal
@@ -103,8 +104,37 @@ def _reproduce(out: Path, **kw):
                             start_new_session=True, **kw)
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants (the notebook kernel runs in a session of its own), after freezing
+    them so that none writes anything more."""
+    def tree():
+        parent = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                parent[int(stat.parent.name)] = int(fields[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        found, todo = set(), [pid]
+        while todo:
+            p = todo.pop()
+            found.add(p)
+            todo += [c for c, pp in parent.items() if pp == p and c not in found]
+        return found
+
+    frozen = set()
+    while (new := tree() - frozen):
+        for p in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+        frozen |= new
+    for p in frozen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
 def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path):
-    """Kill `reproduce` (its whole process group: runner, kernel, training workers) once a run has a mid-run
+    """Kill `reproduce` (runner, notebook kernel and training workers at once) once a run has a mid-run
     checkpoint; the rerun finishes with the metrics of an uninterrupted sweep, finished runs are not retrained and
     interrupted ones continue from their checkpoint."""
     ref = _reproduce(tmp_path / "ref")
@@ -116,7 +146,7 @@ def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path
     while not list(runs.glob("*/checkpoint/state.json")):
         assert proc.poll() is None and time.time() < deadline, "the sweep ended before any checkpoint"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    _kill_tree(proc.pid)                                                 # as if the machine went down
     proc.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/train_log.json")}
     checkpoints = {p.parent.parent.name: json.loads(p.read_text())["epoch"]
