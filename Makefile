@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make demo: run the whole notebook series on the embedded `tiny` default (offline, CPU).
+## make demo: run the whole notebook series on the embedded `tiny` default (offline, CPU) and write
+## outputs/REPORT.md; finished notebooks and runs are cached, so a second call takes seconds.
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m smplora_nb notebooks --profile tiny
+	HF_HUB_OFFLINE=1 $(BIN)/python -m smplora_nb reproduce --profile tiny
 
 ## make test: the test suite, including a papermill run of every notebook at small sizes.
 test: $(STAMP)

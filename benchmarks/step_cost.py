@@ -5,8 +5,8 @@ epochs (base model from the usual cache, pretrained if missing) in a temporary o
 torch's default threads, and prints seconds per step (the fastest of ``repeats`` runs, which damps a shared
 machine's noise) and the ratio to ``lora``. Goal (issue 4): ``smp_lora`` at most 1.3x a ``lora`` step.
 
-What each private step adds to a LoRA step: the proxy's balanced D_aux rows in the same U-Net forward (one forward
-per step, Algorithm 1 order); ``two forwards`` adds a second U-Net forward with gradient for the MI gain (official
+What each private step adds to a LoRA step: a U-Net forward without gradient on the proxy's balanced D_aux batch
+(the proxy step, Algorithm 1 order; the MI gain reads the maps of the training forward); ``two forwards`` adds a second U-Net forward with gradient for the MI gain (official
 code); ``calibrated`` adds one forward of a frozen base copy without gradient for the reference maps; ``mp_lora``
 takes its gradient as two backward passes to log each term's scale (Fig. 2).
 """
