@@ -97,11 +97,20 @@ SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_au
          "-p", "rank_factors", "[1.0]", "-p", "n_seeds", "1"]
 
 
-def _reproduce(out: Path, **kw):
+def _reproduce(out: Path, extra=(), sweep=SWEEP):
+    """Start `reproduce --only 05` on ``out`` (its output goes to ``out``/../<name>.log, read by ``_finish``)."""
     env = {**os.environ, "SMPLORA_OUTPUTS": str(out), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    return subprocess.Popen([sys.executable, "-m", "smplora_nb", "reproduce", "--only", "05", "--no-progress",
-                             *SWEEP], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, **kw)
+    path = out.parent / f"{out.name}.log"
+    with open(path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "smplora_nb", "reproduce", "--only", "05", "--no-progress",
+                                 *sweep, *extra], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    proc.log = path
+    return proc
+
+
+def _finish(proc) -> None:
+    assert proc.wait(timeout=900) == 0, proc.log.read_text()[-3000:]
 
 
 def _kill_tree(pid: int) -> None:
@@ -138,7 +147,7 @@ def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path
     checkpoint; the rerun finishes with the metrics of an uninterrupted sweep, finished runs are not retrained and
     interrupted ones continue from their checkpoint."""
     ref = _reproduce(tmp_path / "ref")
-    assert ref.wait(timeout=900) == 0, ref.stderr.read().decode()[-3000:]
+    _finish(ref)
     out = tmp_path / "killed"
     proc = _reproduce(out)
     runs = out / "cache" / "runs"
@@ -153,7 +162,7 @@ def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path
                    for p in runs.glob("*/checkpoint/state.json")}
     assert not (out / "05_ablations" / "metrics.json").exists() and set(checkpoints) - set(finished)
     again = _reproduce(out)
-    assert again.wait(timeout=900) == 0, again.stderr.read().decode()[-3000:]
+    _finish(again)
     for name, mtime in finished.items():                                 # finished before the kill: not redone
         assert (runs / name / "train_log.json").stat().st_mtime_ns == mtime
     for name, epoch in checkpoints.items():
@@ -163,3 +172,22 @@ def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path
     want = paths.read_json(tmp_path / "ref" / "05_ablations" / "metrics.json")
     assert got["ablations"] == want["ablations"] and got["references"] == want["references"]
     assert (out / "REPORT.md").exists()
+
+
+def test_shards_over_a_shared_outputs_folder_then_one_call_assembles(tmp_path):
+    """Two `--shard` calls train disjoint halves of notebook 05's runs into one outputs folder; the final call
+    trains nothing more (every run is cached), finishes the notebook and writes the report."""
+    out = tmp_path / "shared"
+    sweep = [a if a != "8" else "2" for a in SWEEP]                      # 2 epochs: the split is what is tested
+    logs = {}
+    for shard in ("1/2", "2/2"):
+        proc = _reproduce(out, extra=["--shard", shard], sweep=sweep)
+        _finish(proc)
+        assert not (out / "05_ablations" / "metrics.json").exists()       # a shard stops after training
+        logs[shard] = {p.parent.name for p in (out / "cache" / "runs").glob("*/train_log.json")}
+    assert logs["1/2"] and logs["1/2"] < logs["2/2"]                     # the second shard added its own runs
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
+    final = _reproduce(out, sweep=sweep)
+    _finish(final)
+    assert {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")} == mtimes
+    assert (out / "05_ablations" / "metrics.json").exists() and (out / "REPORT.md").exists()
