@@ -259,11 +259,14 @@ def ablation_curves(families: dict, references: dict, ys=("asr", "auc_dev"), x: 
     """
     fig, axes = plt.subplots(1, len(ys), figsize=(5.2 * len(ys), 4.0), squeeze=False)
     for ax, y in zip(axes[0], ys):
+        labels = {}                                          # settings that are the same run share one label
         for i, (family, pts) in enumerate(families.items()):
             xs, vs = [p[x] for _, p in pts], [p[y] for _, p in pts]
             ax.plot(xs, vs, "o-", color=f"C{i}", label=family)
             for (label, p) in pts:
-                ax.annotate(label, (p[x], p[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                labels.setdefault((p[x], p[y]), []).append(label)
+        for xy, names in labels.items():
+            ax.annotate("\n".join(names), xy, fontsize=7, xytext=(3, 3), textcoords="offset points")
         for j, (label, p) in enumerate(references.items()):
             ax.scatter(p[x], p[y], marker="*", s=160, color=f"C{len(families) + j}", label=label, zorder=3)
         if y == "asr":
