@@ -330,26 +330,36 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
 
     pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
     out = w.Output()
-    key = lambda: (pick["method"].value, pick["lam"].value, pick["seed"].value)              # noqa: E731
+    busy = []                                         # non-empty while options are being replaced
+
+    def offer(name, values):                          # new options, the first one selected, no events meanwhile
+        busy.append(name)
+        try:
+            pick[name].options = values
+            pick[name].value = values[0]
+        finally:
+            busy.pop()
 
     def redraw(_=None):
-        if key() in entries:
+        key = (pick["method"].value, pick["lam"].value, pick["seed"].value)
+        if not busy and key in entries:
             out.clear_output(wait=True)
             with out:
-                show(key())
+                show(key)
 
     def on_lam(_=None):
-        m, lam = pick["method"].value, pick["lam"].value
-        pick["seed"].options = sorted({k[2] for k in entries if k[0] == m and k[1] == lam})
-        redraw()
+        if not busy:
+            m, lam = pick["method"].value, pick["lam"].value
+            offer("seed", sorted({k[2] for k in entries if k[0] == m and k[1] == lam}))
+            redraw()
 
     def on_method(_=None):
-        lams = {k[1] for k in entries if k[0] == pick["method"].value}
-        pick["lam"].options = sorted(lams, key=lambda v: (v is None, v or 0))
-        on_lam()
+        if not busy:
+            lams = sorted({k[1] for k in entries if k[0] == pick["method"].value}, key=lambda v: (v is None, v or 0))
+            offer("lam", lams)
+            on_lam()
 
-    pick["method"].options = list(dict.fromkeys(k[0] for k in entries))
-    pick["method"].value = first[0]
+    offer("method", list(dict.fromkeys(k[0] for k in entries)))
     on_method()
     pick["method"].observe(on_method, "value")
     pick["lam"].observe(on_lam, "value")

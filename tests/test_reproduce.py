@@ -191,3 +191,32 @@ def test_shards_over_a_shared_outputs_folder_then_one_call_assembles(tmp_path):
     _finish(final)
     assert {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")} == mtimes
     assert (out / "05_ablations" / "metrics.json").exists() and (out / "REPORT.md").exists()
+
+
+def test_results_explorer_widgets_and_static_fallback(capsys):
+    """The explorer's dropdowns offer what exists for the chosen method and redraw without error; headless, it
+    draws the first view statically (metrics table, ROC, samples)."""
+    import numpy as np
+
+    from smplora_nb import viz
+
+    rng = np.random.default_rng(0)
+    def entry():
+        audit = {"loss_map_mlp": {"asr": 0.6, "auc": 0.6, "auc_dev": 0.2, "tpr_at_5pct_fpr": 0.1,
+                                  "scores_member": rng.random(20).tolist(), "scores_nonmember": rng.random(20).tolist()}}
+        return {"audit": audit, "quality": {"fid": 1.0, "kid": 0.1},
+                "samples": rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)}
+    entries = {("lora", None, 1): entry(), ("smp_lora", 1.0, 1): entry(), ("smp_lora", 0.1, 1): entry(),
+               ("smp_lora", 1.0, 2): entry()}
+    real = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    assert viz.explorer(entries, real, ["a", "b", "c"], interactive=False) is None
+    shown = capsys.readouterr().out
+    assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
+    box = viz.explorer(entries, real, ["a", "b", "c"])
+    method, lam, seed = box.children[0].children
+    assert method.options == ("lora", "smp_lora") and lam.options == (None,) and seed.options == (1,)
+    method.value = "smp_lora"
+    assert lam.options == (0.1, 1.0) and seed.options == (1,)
+    lam.value = 1.0
+    assert seed.options == (1, 2)
+    seed.value = 2
