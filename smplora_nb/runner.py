@@ -161,6 +161,7 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
             _keep_failed(staged, final)
             raise
         print(f"[smplora_nb] {nb.stem}: {e.evalue}; run again without --shard to finish it", flush=True)
+        shutil.rmtree(root, ignore_errors=True)                   # a shard's partial notebook is not kept
         return False
     except BaseException:
         _keep_failed(staged, final)

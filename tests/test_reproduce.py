@@ -184,6 +184,7 @@ def test_shards_over_a_shared_outputs_folder_then_one_call_assembles(tmp_path):
         proc = _reproduce(out, extra=["--shard", shard], sweep=sweep)
         _finish(proc)
         assert not (out / "05_ablations" / "metrics.json").exists()       # a shard stops after training
+        assert not list(out.glob(".*.staging")) and not (out / "05_ablations.failed").exists()
         logs[shard] = {p.parent.name for p in (out / "cache" / "runs").glob("*/train_log.json")}
     assert logs["1/2"] and logs["1/2"] < logs["2/2"]                     # the second shard added its own runs
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
