@@ -161,23 +161,21 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
             _keep_failed(staged, final)
             raise
         print(f"[smplora_nb] {nb.stem}: {e.evalue}; run again without --shard to finish it", flush=True)
-        shutil.rmtree(root, ignore_errors=True)                   # a shard's partial notebook is not kept
-        return False
+        return False                                              # a shard's partial notebook is not kept
     except BaseException:
         _keep_failed(staged, final)
         raise
+    else:
+        paths.replace_dir(staged, final)
+        print(f"[smplora_nb] {nb.stem} finished in {time.time() - start:.0f} s -> {final}", flush=True)
+        return True
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        if not staged.exists() or not any(staged.iterdir()):
-            shutil.rmtree(root, ignore_errors=True)
-    paths.replace_dir(staged, final)
-    shutil.rmtree(root, ignore_errors=True)
-    print(f"[smplora_nb] {nb.stem} finished in {time.time() - start:.0f} s -> {final}", flush=True)
-    return True
+        shutil.rmtree(root, ignore_errors=True)                   # the staging folder, whatever happened
 
 
 def _keep_failed(staged: Path, final: Path) -> None:
