@@ -4,6 +4,9 @@
 ``python -m smplora_nb reproduce [--profile tiny|paper] [--only 02,04 ...] [--seeds 3] [--shard I/N]`` executes them
 too, skipping notebooks whose last run had the same code and parameters (training runs and audits are cached either
 way), and writes ``outputs/REPORT.md``.
+``python -m smplora_nb train [--profile paper] [-p method smp_lora ...]`` trains one run into the run cache, where
+the notebooks find it. Under ``accelerate launch --multi_gpu --num_processes N -m smplora_nb train ...`` the run is
+data-parallel over N processes (GPUs, or CPU processes over gloo on a machine without GPU).
 """
 from __future__ import annotations
 
@@ -32,9 +35,15 @@ def main(argv=None) -> int:
     rep.add_argument("--shard", default=None, metavar="I/N",
                      help="train only every N-th run (the I-th of each N) and stop; rerun without it to finish")
     rep.add_argument("--force", action="store_true", help="re-execute notebooks even when their result is cached")
+    tr = sub.add_parser("train", help="train one run into the run cache (works under accelerate launch)")
+    tr.add_argument("--profile", default="tiny", help="config profile: tiny, paper or colab")
+    tr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="config field (repeatable), e.g. -p method smp_lora -p epochs 2")
     args = ap.parse_args(argv)
     params = {name: runner.parse_value(value) for name, value in args.parameter}
     try:
+        if args.command == "train":
+            return _train(args.profile, params)
         if args.command == "notebooks":
             runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress)
             return 0
@@ -52,6 +61,33 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _train(profile: str, params: dict) -> int:
+    """One run of ``config.make(profile, **params)``; every process of an ``accelerate launch`` runs this."""
+    import json
+
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    from . import config, data, models, paths, train
+
+    cfg = config.make(profile, **params)
+    import torch
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    items, splits = data.prepare(cfg)
+    with state.main_process_first():                     # one process builds (or converts) the base model
+        base = models.base_model(cfg, splits, items)
+    folder = train.train(cfg, splits, base)
+    if state.is_main_process:
+        log = paths.read_json(folder / "train_log.json")
+        print(json.dumps({"run": str(folder), "steps": log["steps"], "processes": log.get("processes", 1),
+                          "proxy_consistent": log.get("proxy_consistent"),
+                          "lora_consistent": log.get("lora_consistent")}), flush=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()                     # a clean exit (gloo aborts at teardown otherwise)
     return 0
 
 

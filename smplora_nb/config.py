@@ -5,7 +5,12 @@ Profiles
 ``tiny``  (default) runs offline on a 2-core CPU: a Stable-Diffusion-architecture model built and pretrained by the
           package on the public split of scikit-learn's digits, 16 px images, 4x8x8 latents.
 ``paper`` follows Luo et al., AAAI 2025 (arXiv 2402.11989), Table 5 and App. F: SD v1.5, LoRA rank 64 / alpha 32,
-          lr 1e-4, proxy lr 1e-5, lam 0.05, batch 1, 400 epochs, 512 px, seed 1337.
+          lr 1e-4, proxy lr 1e-5, lam 0.05, batch 1, 400 epochs, 512 px, seed 1337 (about 16-20 A100-hours a run).
+``colab`` the paper's model, data and method on one 16 GB GPU (Colab's T4): fp16 with fp32 LoRA, gradient
+          checkpointing, the paper's hyperparameters but 20 epochs. Expected time: see ``COLAB_HOURS``.
+
+Split presets (``split_preset``) set the paper's set sizes per dataset (PAPER.md, "Datasets and splits"), e.g.
+``config.make("paper", dataset="folder:/data/celeba", split_preset="celeba_gender")``; explicit overrides win.
 
 Every field name is unique across stages, so a notebook's papermill parameters are one flat set of literals:
 ``config.make("tiny", dataset="folder:/data/pokemon", lam=0.1)``. Unknown names and out-of-range values raise a
@@ -39,11 +44,13 @@ class SplitConfig:
     images_per_identity: int = 8     # identity mode: images per identity (CelebA sets: 8); 0 = varying, U{1..4}
     gender_ratio: float = -1.0       # identity mode: fraction of identities with the majority gender; -1 = any
     split_seed: int = 1337           # seed of the split (independent of the training seed)
+    split_preset: str = ""           # "" or a key of SPLIT_PRESETS (the paper's sizes per dataset)
 
 
 @dataclass
 class ModelConfig:
     base: str = "tiny"               # "tiny" (built and pretrained here), a hub id, a folder or a .safetensors file
+    base_config: str = ""            # single-file base only: folder or hub id with its diffusers configs
     unet_channels: tuple = (32, 64)  # tiny U-Net block widths (SD v1.5: 320, 640, 1280, 1280)
     text_dim: int = 32               # tiny CLIP text width = U-Net cross-attention dim (SD v1.5: 768)
     text_layers: int = 2             # tiny CLIP text encoder depth (SD v1.5: 12)
@@ -80,7 +87,8 @@ class TrainConfig:
     batch_size: int = 32             # LoRA batch size (paper: 1)
     epochs: int = 300                # passes over D_tr (paper: 400)
     seed: int = 1337                 # training seed (paper code: 1337)
-    mixed_precision: str = "no"      # "no", "fp16" or "bf16" (accelerate)
+    mixed_precision: str = "no"      # "no", "fp16" or "bf16": frozen weights in that dtype, LoRA in fp32
+    gradient_checkpointing: bool = False  # recompute U-Net activations in the backward pass (saves GPU memory)
 
 
 @dataclass
@@ -110,8 +118,29 @@ PROFILES: dict[str, dict] = {
         resolution=512, caption_prefix="", public=0, split_seed=1337,
         base=SD15_HUB_ID, lora_rank=64, lora_alpha=32.0, lr=1e-4, text_encoder_lr=1e-5, proxy_lr=1e-5,
         lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16", proxy_batch_size=2, grad_clip=1.0,
-        sample_steps=50, guidance_scale=7.5,
+        sample_steps=50, guidance_scale=7.5, split_preset="pokemon",
     ),
+}
+# colab: the paper profile on one 16 GB T4 (no bf16 there), 20 of the paper's 400 epochs
+PROFILES["colab"] = {**PROFILES["paper"], "epochs": 20, "gradient_checkpointing": True}
+# Expected hours of one colab run on a T4, an estimate, not measured here: 433 steps per epoch at about 1.5 LoRA
+# steps/s (SD v1.5, 512 px, fp16, batch 1; SMP-LoRA about 1.5x slower) -> LoRA ~1.6 h, SMP-LoRA ~2.4 h.
+COLAB_HOURS = {"lora": 1.6, "smp_lora": 2.4}
+
+# The paper's sets (PAPER.md): sizes of member_aux / member_te / nonmember_aux / nonmember_te per dataset. CelebA
+# sets are identity-aware: the non-members are held-out images of the members' identities.
+_CELEBA = dict(identity_aware=True, images_per_identity=8, gender_ratio=-1.0, public=0)
+SPLIT_PRESETS: dict[str, dict] = {
+    "pokemon": dict(member_aux=200, member_te=233, nonmember_aux=200, nonmember_te=200, identity_aware=False),
+    "celeba_small": dict(member_aux=50, member_te=50, nonmember_aux=50, nonmember_te=50, **_CELEBA),     # 25 x 8
+    "celeba_large": dict(member_aux=200, member_te=200, nonmember_aux=200, nonmember_te=200, **_CELEBA),  # 100 x 8
+    "celeba_gender": dict(member_aux=40, member_te=40, nonmember_aux=40, nonmember_te=40,
+                          **{**_CELEBA, "gender_ratio": 0.7}),                                          # 20 x 8, 7:3
+    "celeba_varying": dict(member_aux=63, member_te=63, nonmember_aux=63, nonmember_te=63,
+                           **{**_CELEBA, "images_per_identity": 0}),                                     # U{1..4} each
+    "celeba_5x": dict(member_aux=1000, member_te=1000, nonmember_aux=1000, nonmember_te=1000, **_CELEBA),
+    "afhq_5x": dict(member_aux=750, member_te=750, nonmember_aux=750, nonmember_te=750, identity_aware=False),
+    "coco_5x": dict(member_aux=1000, member_te=1000, nonmember_aux=1000, nonmember_te=1000, identity_aware=False),
 }
 
 INF = math.inf
@@ -128,13 +157,13 @@ RANGES = {
     "grad_clip": (0.0, INF), "batch_size": (1, INF),
     "epochs": (1, INF),
 }
-CHOICES = {"method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
+CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
             "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
             "hessian_every", "hessian_iters"}
-STRINGS = {"dataset", "caption_prefix", "base"}
+STRINGS = {"dataset", "caption_prefix", "base", "base_config"}
 
 
 def field_names() -> dict[str, str]:
@@ -153,7 +182,10 @@ def make(profile: str = "tiny", **overrides) -> Config:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
     cfg = Config(profile=profile)
     owner = field_names()
-    for name, value in {**PROFILES[profile], **overrides}.items():
+    preset = overrides.get("split_preset", PROFILES[profile].get("split_preset", ""))
+    if preset not in SPLIT_PRESETS and preset != "":
+        raise ValueError(f"split_preset must be one of {['', *SPLIT_PRESETS]}, got {preset!r}")
+    for name, value in {**PROFILES[profile], **SPLIT_PRESETS.get(preset, {}), **overrides}.items():
         if name not in owner:
             raise ValueError(f"unknown config field {name!r}; allowed fields: {', '.join(sorted(owner))}")
         setattr(getattr(cfg, owner[name]), name, value)
@@ -168,7 +200,7 @@ def _check(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if name in STRINGS and not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
-    if name in ("identity_aware", "two_forwards", "grad_normalize") and not isinstance(value, bool):
+    if name in ("identity_aware", "two_forwards", "grad_normalize", "gradient_checkpointing") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if name == "gender_ratio" and isinstance(value, (int, float)) and -1 < value < 0:
         raise ValueError(f"gender_ratio must be -1 (any) or in [0, 1], got {value!r}")
@@ -217,4 +249,6 @@ def replace(cfg: Config, **overrides) -> Config:
     """A validated copy of ``cfg`` with flat overrides, e.g. ``replace(cfg, seed=2, method="smp_lora")``."""
     values = flat(cfg)
     profile = values.pop("profile")
+    for name in SPLIT_PRESETS.get(overrides.get("split_preset"), {}):     # a new preset replaces the old sizes
+        values.pop(name)
     return make(profile, **{**values, **overrides})

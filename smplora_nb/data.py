@@ -3,9 +3,16 @@
 Sources (one string, the ``dataset`` parameter of every notebook):
   ``digits``       scikit-learn's bundled 8x8 handwritten digits, rendered as coloured RGB images with captions
                    such as "a red digit three" (works offline; the default).
-  ``folder:PATH``  images with same-stem ``.txt`` captions (the official repo's layout) or an HF imagefolder
-                   ``metadata.jsonl`` (``file_name`` + ``text``/``caption``; optional ``identity``, ``gender``).
-  ``hub:ID``       an HF hub dataset (paper profile only; needs ``datasets``; never used offline).
+  ``folder:PATH``  images (in any sub-folders) with captions from files: same-stem ``.txt`` files (the official
+                   repo's layout, e.g. ``1_pokemon/pokemon_0-0000.png`` + ``.txt`` "pokemon, <caption>"), an HF
+                   imagefolder ``metadata.jsonl`` (``file_name`` + ``text``/``caption``; optional ``identity``,
+                   ``gender``) or an MS-COCO ``captions_*.json`` (first caption per image). Identities come from
+                   the metadata, a ``cele<ID>`` caption token (the official CelebA captions "cele<ID>, <caption>")
+                   or CelebA's ``identity_CelebA.txt``; gender from the metadata or CelebA's ``list_attr_celeba.txt``.
+                   Sub-folders named ``D^m_aux``, ``D^m_te``, ``D^nm_aux``, ``D^nm_te`` (the official repo's
+                   released sets) fix the split: those sets are used as they are.
+  ``hub:ID``       an HF hub dataset (paper profile only; needs ``datasets``; never used offline), e.g. the Pokemon
+                   mirror ``POKEMON_HUB_ID`` (the original ``lambdalabs`` dataset was taken down).
 
 Splits (PAPER.md, "Datasets and splits"): the private pool is cut into four disjoint sets
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +41,12 @@ SETS = ("public",) + PRIVATE
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COLORS = {"red": (1.0, 0.15, 0.1), "green": (0.1, 1.0, 0.2), "blue": (0.2, 0.4, 1.0)}
+POKEMON_HUB_ID = "svjack/pokemon-blip-captions-en-zh"   # a public mirror of the BLIP-captioned Pokemon set (833)
+CAPTION_COLUMNS = ("text", "caption", "en_text")           # hub datasets: the first of these columns is the caption
+OFFICIAL_SETS = {"D^m_aux": "member_aux", "D^m_te": "member_te", "D^nm_aux": "nonmember_aux",
+                 "D^nm_te": "nonmember_te"}                # the official repo's released sets (folder names)
+CELEBA_FILES = ("identity_CelebA.txt", "list_attr_celeba.txt")   # CelebA's own label files (not captions)
+IDENTITY_TOKEN = re.compile(r"\b(cele\d+)\b")           # the official CelebA captions' identity token
 
 
 @dataclass
@@ -44,6 +58,7 @@ class Item:
     identity: str | None = None      # person / class identity for identity-aware splits
     gender: str | None = None        # "female" / "male" where known (CelebA Gender split)
     label: int | None = None         # digit class for ``digits`` (used to check generated samples)
+    given_set: str | None = None     # the set a released split put this item in (``OFFICIAL_SETS`` folders)
 
 
 def pixel_hash(rgb: np.ndarray) -> str:
@@ -72,7 +87,8 @@ def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str
     else:
         raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {spec!r}")
     for it in items:
-        it.caption = caption_prefix + it.caption
+        if not it.caption.startswith(caption_prefix):        # "pokemon, " is already in the official captions
+            it.caption = caption_prefix + it.caption
     return items
 
 
@@ -124,9 +140,12 @@ def _folder_captions(root: Path, images: list[Path]) -> dict[Path, dict]:
         if missing:
             raise ValueError(f"image {missing[0]} is not listed in {meta}")
         return out
+    coco = sorted(root.rglob("captions_*.json"))
+    if coco:
+        return _coco_captions(coco, images)
     stems = {p.with_suffix(""): p for p in images}
     for txt in sorted(root.rglob("*.txt")):
-        if txt.with_suffix("") not in stems:
+        if txt.with_suffix("") not in stems and txt.name not in CELEBA_FILES:
             raise ValueError(f"caption file {txt} has no image with the same stem")
     out = {}
     for p in images:
@@ -135,6 +154,41 @@ def _folder_captions(root: Path, images: list[Path]) -> dict[Path, dict]:
             raise ValueError(f"image {p} has no caption file {txt}")
         out[p] = {"caption": txt.read_text().strip()}
     return out
+
+
+def _coco_captions(files: list[Path], images: list[Path]) -> dict[Path, dict]:
+    """MS-COCO caption annotations: the first caption of each image, matched by file name."""
+    by_name: dict[str, str] = {}
+    for f in files:
+        try:
+            ann = json.loads(f.read_text())
+            names = {im["id"]: im["file_name"] for im in ann["images"]}
+            for a in sorted(ann["annotations"], key=lambda a: a["id"]):
+                by_name.setdefault(names[a["image_id"]], a["caption"].strip())
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{f} is not an MS-COCO captions file (images, annotations): {e}") from e
+    missing = [p for p in images if p.name not in by_name]
+    if missing:
+        raise ValueError(f"image {missing[0]} has no caption in {', '.join(str(f) for f in files)}")
+    return {p: {"caption": by_name[p.name]} for p in images}
+
+
+def _celeba_files(root: Path) -> tuple[dict, dict]:
+    """Identity and gender by file name from CelebA's own ``identity_CelebA.txt`` and ``list_attr_celeba.txt``."""
+    ident, gender = {}, {}
+    f = next(root.rglob("identity_CelebA.txt"), None)
+    if f is not None:
+        for line in f.read_text().split("\n"):
+            if len(parts := line.split()) == 2:
+                ident[parts[0]] = parts[1]
+    f = next(root.rglob("list_attr_celeba.txt"), None)
+    if f is not None:
+        lines = f.read_text().split("\n")
+        col = lines[1].split().index("Male") + 1                  # rows: file name, then one +-1 per attribute
+        for line in lines[2:]:
+            if len(parts := line.split()) > col:
+                gender[parts[0]] = "male" if parts[col] == "1" else "female"
+    return ident, gender
 
 
 def load_folder(path: str, resolution: int = 16) -> list[Item]:
@@ -146,13 +200,17 @@ def load_folder(path: str, resolution: int = 16) -> list[Item]:
     if not images:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
     records = _folder_captions(root, images)
+    ident_file, gender_file = _celeba_files(root)
     items = []
     for p in images:
         rec = records[p]
         img, h = _read_image(p, resolution)
+        token = IDENTITY_TOKEN.search(rec["caption"])
+        identity = rec.get("identity", ident_file.get(p.name, token.group(1) if token else None))
+        sets = [OFFICIAL_SETS[d] for d in p.relative_to(root).parts[:-1] if d in OFFICIAL_SETS]
         items.append(Item(id=str(p.relative_to(root)), image=img, caption=rec["caption"], sha256=h,
-                          identity=None if rec.get("identity") is None else str(rec["identity"]),
-                          gender=rec.get("gender")))
+                          identity=None if identity is None else str(identity),
+                          gender=rec.get("gender", gender_file.get(p.name)), given_set=sets[0] if sets else None))
     return items
 
 
@@ -163,7 +221,10 @@ def load_hub(repo_id: str, resolution: int = 512) -> list[Item]:
     except ImportError as e:
         raise ImportError("hub datasets need the 'datasets' package: pip install 'smplora_nb[paper]'") from e
     ds = datasets.load_dataset(repo_id, split="train")
-    col = "text" if "text" in ds.column_names else "caption"
+    col = next((c for c in CAPTION_COLUMNS if c in ds.column_names), None)
+    if "image" not in ds.column_names or col is None:
+        raise ValueError(f"hub dataset {repo_id} needs an 'image' column and one of {CAPTION_COLUMNS}; "
+                         f"it has {ds.column_names}")
     items = []
     for i, rec in enumerate(ds):
         rgb = rec["image"].convert("RGB")
@@ -187,6 +248,8 @@ def dedupe(items: list[Item]) -> list[Item]:
 def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
     """Cut ``items`` into ``public`` + the four private sets of ``split`` (a ``SplitConfig``), by ``split_seed``."""
     pool = dedupe(items)
+    if any(it.given_set for it in pool):
+        return _given_split(pool)
     sizes = {name: getattr(split, name) for name in PRIVATE}
     rng = np.random.default_rng(split.split_seed)
     if split.identity_aware:
@@ -209,6 +272,19 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
     # same when the private set sizes change
     sets["public"] = rest if split.public < 0 else rest[len(rest) - split.public:]
     return {name: sets[name] for name in SETS}
+
+
+def _given_split(pool: list[Item]) -> dict[str, list[Item]]:
+    """The sets of a released split (``OFFICIAL_SETS`` folders) as they are; every image must be in one of them."""
+    loose = [it.id for it in pool if it.given_set is None]
+    if loose:
+        raise ValueError(f"the dataset has the official set folders {sorted(OFFICIAL_SETS)}, but {loose[0]} is "
+                         f"in none of them")
+    sets = {name: [it for it in pool if it.given_set == name] for name in PRIVATE}
+    empty = [name for name in PRIVATE if not sets[name]]
+    if empty:
+        raise ValueError(f"the official set folders give no images for {empty}")
+    return {"public": [], **sets}
 
 
 def _identity_split(pool, sizes, split, rng):

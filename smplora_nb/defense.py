@@ -54,19 +54,29 @@ class Proxy:
     def __init__(self, map_dim: int, lr: float, weight_decay: float, device="cpu"):
         self.model = attack.LossMapMLP(map_dim + T_EMBED).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.net = self.model                                            # what ``update`` trains through
+
+    def distribute(self, device) -> None:
+        """Several processes: train through DistributedDataParallel, which starts every process from rank 0's
+        weights and averages the proxy's gradients, so all processes keep the same proxy."""
+        ids = [device.index] if torch.device(device).type == "cuda" else None
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
     def gain(self, maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        """G on an all-member D_tr batch, differentiable in ``maps`` only (h is held fixed)."""
+        """G on an all-member D_tr batch, differentiable in ``maps`` only (h is held fixed). The proxy runs in
+        fp32 even under mixed precision (its inputs are fp32 loss maps)."""
         self.model.eval()                                                # no dropout noise in the LoRA objective
         self.model.requires_grad_(False)
-        logits = self.model(proxy_features(maps, t, ref))                # (B, 2)
+        with torch.autocast(maps.device.type, enabled=False):
+            logits = self.model(proxy_features(maps, t, ref))            # (B, 2)
         self.model.requires_grad_(True)
         return losses.mi_gain(logits, torch.ones(len(maps), dtype=torch.bool, device=maps.device))
 
     def update(self, maps: torch.Tensor, t: torch.Tensor, member: torch.Tensor, ref: torch.Tensor | None = None) -> float:
         """One ascent step on G (= descent on the cross-entropy) on a balanced batch; returns h's accuracy on it."""
         self.model.train()
-        logits = self.model(proxy_features(maps.detach(), t, ref))       # (B, 2)
+        with torch.autocast(maps.device.type, enabled=False):
+            logits = self.net(proxy_features(maps.detach(), t, ref))     # (B, 2)
         loss = -losses.mi_gain(logits, member)
         self.opt.zero_grad()
         loss.backward()

@@ -77,7 +77,7 @@ def evaluate(base, run, splits, extractor, seed: int, mlp_epochs: int = 100, ste
     pipe = models.load_pipeline(base)
     if run is not None:
         lora.load_into(pipe, Path(run) / "lora")
-    maps = attack.probe(pipe.components, splits)
+    maps = attack.probe(pipe.components, splits, source=base)
     audit = attack.audit(maps, seed=seed, mlp_epochs=mlp_epochs)
     images = models.generate(pipe, [it.caption for it in members], seed=0, steps=steps,
                              guidance_scale=guidance_scale)

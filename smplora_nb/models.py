@@ -28,6 +28,7 @@ from . import data, paths
 TINY_VERSION = 3                      # bump when the tiny architecture or pretraining changes (cache key)
 MAX_TOKENS = 32                       # tiny tokenizer/text-encoder context (SD v1.5: 77)
 SAMPLING_FIELDS = ("sample_steps", "guidance_scale")   # used at generation time only: not part of the cache key
+NOT_TINY_FIELDS = SAMPLING_FIELDS + ("base_config",)   # model fields a tiny base does not depend on
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 
 
@@ -199,12 +200,15 @@ def tiny_cache_key(cfg, public: list[data.Item], words: list[str]) -> str:
     return paths.config_hash({"version": TINY_VERSION, "dataset": cfg.data.dataset,
                               "resolution": cfg.data.resolution, "prefix": cfg.data.caption_prefix,
                               "public": [(it.sha256, it.caption) for it in public], "words": words,
-                              "model": {k: v for k, v in vars(cfg.model).items() if k not in SAMPLING_FIELDS}})
+                              "model": {k: v for k, v in vars(cfg.model).items() if k not in NOT_TINY_FIELDS}})
 
 
 def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Item]) -> Path:
-    """The folder of the base pipeline: ``cfg.model.base`` itself, or the tiny model pretrained on the public
-    split (built once, then loaded from ``outputs/cache/base/<key>/``)."""
+    """The base pipeline's source: ``cfg.model.base`` itself (hub id or folder), a single ``.safetensors`` file
+    converted to a cached folder, or the tiny model pretrained on the public split (built once, then loaded from
+    ``outputs/cache/base/<key>/``)."""
+    if Path(cfg.model.base).suffix.lower() == ".safetensors":
+        return single_file_base(cfg.model.base, cfg.model.base_config)
     if cfg.model.base != "tiny":
         return cfg.model.base
     public = splits["public"]
@@ -218,17 +222,67 @@ def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Ite
     return folder
 
 
-def encode_items(parts: dict, items, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached inputs of a set of items: latents z0 = E(x) * scaling (N, 4, h, w) and caption embeddings (N, T, D)."""
-    vae = parts["vae"].to(device)
-    parts["text_encoder"].to(device)
+def single_file_base(path, config: str = "") -> Path:
+    """A single-file checkpoint converted once to a diffusers folder (``outputs/cache/base/<file hash>/``), so that
+    every later step loads it like any other folder; ``config`` as in :func:`load_pipeline`."""
+    import hashlib
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    folder = paths.cache_dir("base") / f"single-{digest.hexdigest()[:12]}"
+    if not (folder / "model_index.json").exists():
+        pipe = _load(path, None, config or None)
+        with paths.atomic_dir(folder) as tmp:
+            pipe.save_pretrained(tmp, safe_serialization=True)
+            paths.write_json(tmp / "source.json", {"file": str(path), "sha256": digest.hexdigest(), "config": config})
+    return folder
+
+
+def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs of a set of items: latents z0 = E(x) * scaling (N, 4, h, w) and caption embeddings (N, T, D).
+
+    Neither changes during adaptation (the VAE is frozen; so is the text encoder unless it carries a LoRA), so with
+    ``source`` (the base model's id) they are cached on disk under ``outputs/cache/latents/`` and read back by
+    later runs and audits, as the official run cached its latents. Embeddings under a text-encoder LoRA are always
+    recomputed.
+    """
+    vae, encoder = parts["vae"].to(device), parts["text_encoder"].to(device)
+    te_lora = any("lora_" in n for n, _ in encoder.named_parameters())
+    path = None
+    if source is not None:
+        key = paths.config_hash({"source": str(source), "vae_dtype": str(vae.dtype), "text": not te_lora,
+                                 "items": [(it.sha256, it.caption, it.image.shape) for it in items]}, n=16)
+        path = paths.cache_dir("latents") / f"{key}.safetensors"
+        if path.exists():
+            from safetensors.torch import load_file
+
+            cached = load_file(str(path))
+            z0 = cached["z0"].to(device).contiguous(memory_format=torch.channels_last)
+            return z0, (cached["cond"].to(device) if not te_lora else _encode_captions(parts, items))
     with torch.no_grad():
         x = to_tensor([it.image for it in items]).to(device, vae.dtype)          # (N, 3, H, W)
         z0 = torch.cat([vae.encode(x[i:i + 64]).latent_dist.mean for i in range(0, len(x), 64)])
         z0 = (z0 * vae.config.scaling_factor).float()
-        cond = torch.cat([encode_text(parts, [it.caption for it in items[i:i + 256]])
-                          for i in range(0, len(items), 256)]).float()
+    # one memory layout whether computed or read back (the layout changes convolution round-off); a CPU VAE
+    # already returns channels-last latents
+    z0 = z0.contiguous(memory_format=torch.channels_last)
+    cond = _encode_captions(parts, items)
+    if path is not None:
+        from safetensors.torch import save
+
+        tensors = {"z0": z0.cpu().contiguous(), **({} if te_lora else {"cond": cond.cpu().contiguous()})}
+        paths.atomic_write_bytes(path, save(tensors))
     return z0, cond
+
+
+def _encode_captions(parts: dict, items) -> torch.Tensor:
+    return torch.cat([encode_text(parts, [it.caption for it in items[i:i + 256]])
+                      for i in range(0, len(items), 256)]).float()
 
 
 # -------------------------------------------------------------------------------------------- loading
@@ -236,12 +290,13 @@ def encode_items(parts: dict, items, device="cpu") -> tuple[torch.Tensor, torch.
 def load_pipeline(source, dtype: torch.dtype | None = None, config: str | None = None, device=None):
     """Load an SD-architecture pipeline from a diffusers folder, a hub id or a single ``.safetensors`` file.
 
-    The tiny model and SD v1.5 go through the same ``StableDiffusionPipeline.from_pretrained``. Only safetensors
-    weights are read: pickle checkpoints (.ckpt/.pt/.bin) are refused because unpickling can run code.
-    ``config`` (single-file only) is a folder or hub id with the matching diffusers configs. ``device`` defaults to
-    accelerate's (the GPU when there is one).
+    The tiny model and SD v1.5 go through the same ``StableDiffusionPipeline.from_pretrained`` (a single file goes
+    through ``from_single_file``). Only safetensors weights are read: pickle checkpoints (.ckpt/.pt/.bin) are
+    refused because unpickling can run code. ``config`` (single-file only) is a folder or hub id with the matching
+    diffusers configs; without it diffusers fetches SD's configs from the hub. ``device`` defaults to accelerate's
+    (the GPU when there is one). Sources that are not SD v1-architecture pipelines raise ``ValueError``.
     """
-    pipe = _load(source, dtype, config)
+    pipe = _load(source, dtype, config or None)
     if device is None:
         from accelerate import PartialState
 
@@ -249,7 +304,31 @@ def load_pipeline(source, dtype: torch.dtype | None = None, config: str | None =
     return pipe.to(device)
 
 
+SD_UNET_KEY = "model.diffusion_model."                 # every original-layout SD v1/v2 checkpoint has these keys
+
+
+def check_single_file(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` holds an original-layout SD v1 checkpoint (U-Net, VAE, CLIP text)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as e:                              # safetensors raises its own error types
+        raise ValueError(f"{path} is not a readable .safetensors file: {e}") from e
+    if any(k.startswith("conditioner.embedders.") for k in keys):
+        raise ValueError(f"{path} is an SDXL checkpoint; this package adapts SD v1-architecture models (SD v1.5)")
+    if any("lora_" in k or ".lora." in k or k.startswith("lora_unet") for k in keys[:2000]):
+        raise ValueError(f"{path} holds LoRA weights, not a base model; load it with pipe.load_lora_weights")
+    missing = [p for p in (SD_UNET_KEY, "first_stage_model.", "cond_stage_model.") if not any(k.startswith(p) for k in keys)]
+    if missing:
+        raise ValueError(f"{path} is not a Stable Diffusion checkpoint: no {', '.join(m + '*' for m in missing)} "
+                         f"weights (found e.g. {keys[:3]})")
+
+
 def _load(source, dtype, config):
+    import json
+
     from diffusers import StableDiffusionPipeline
 
     kw = dict(safety_checker=None, requires_safety_checker=False, torch_dtype=dtype)
@@ -259,11 +338,15 @@ def _load(source, dtype, config):
     if path.suffix.lower() == ".safetensors":
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        check_single_file(path)
         extra = {"config": str(config)} if config else {}
         return StableDiffusionPipeline.from_single_file(str(path), **kw, **extra)
     if path.is_dir():
         if not (path / "model_index.json").exists():
             raise ValueError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
+        kind = json.loads((path / "model_index.json").read_text()).get("_class_name")
+        if kind != "StableDiffusionPipeline":
+            raise ValueError(f"{path} holds a {kind}, not a StableDiffusionPipeline (SD v1 architecture)")
         return StableDiffusionPipeline.from_pretrained(path, use_safetensors=True, **kw)
     if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
         return StableDiffusionPipeline.from_pretrained(str(source), use_safetensors=True, **kw)

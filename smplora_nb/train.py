@@ -11,8 +11,14 @@ not two). With ``proxy_feature="calibrated"`` a frozen copy of the base U-Net gi
 in one more forward without gradient. Every step logs the diagnostics of ``diagnostics``. Runs are cached under
 ``outputs/cache/runs/<hash of config, split and base>/``; checkpoints (LoRA weights, optimizer, RNG state) are written
 every ``checkpoint_every`` epochs, and ``resume=True`` continues an interrupted run to the same final weights on CPU.
-Device and precision come from accelerate (CPU here, or one GPU); the loop runs in one process: sharding the data
-over several ``accelerate launch`` processes is not implemented yet.
+Device and precision come from accelerate. With ``mixed_precision`` "fp16"/"bf16" the frozen U-Net (and text
+encoder) weights are held in that dtype and the LoRA weights in fp32 (``cast_training_params``), under autocast;
+``gradient_checkpointing`` trades compute for activation memory; attention runs through diffusers' default
+PyTorch SDPA processor. Under ``accelerate launch`` with several processes (``python -m smplora_nb train``) each
+process takes an equal slice of every D_tr batch and of every proxy batch (``batch_size`` and
+``proxy_batch_size`` are global), the LoRA and the proxy are both wrapped in DistributedDataParallel, so their
+gradients are averaged and every process holds the same LoRA and the same proxy after every step (the log records
+that the proxies agree at the end). All processes draw the same random numbers, then keep their slice.
 """
 from __future__ import annotations
 
@@ -30,6 +36,13 @@ from . import defense, diagnostics, losses, lora, models, parallel, paths
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
 PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
                 "proxy_feature")                  # TrainConfig fields read only by mp_lora and smp_lora
+def world_size() -> int:
+    """Processes of this run (``accelerate launch`` / torchrun set ``WORLD_SIZE``); 1 in notebooks."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
             "proxy_acc", "hessian")
 
@@ -47,8 +60,13 @@ def run_key(cfg, splits, base) -> str:
         for name in PRIVATE_ONLY:
             train_cfg.pop(name)
     base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
-    return paths.config_hash({"train": train_cfg, "data": vars(cfg.data), "base": base_id,
-                              "members": members, "objective": OBJECTIVE_VERSION})
+    key = {"train": train_cfg, "data": vars(cfg.data), "base": base_id, "members": members,
+           "objective": OBJECTIVE_VERSION}
+    if world_size() > 1 and cfg.train.method != "lora":    # private objectives are averaged per process slice
+        key["processes"] = world_size()
+    for name in ("gradient_checkpointing",):              # recomputes the same numbers: not part of the key
+        key["train"].pop(name, None)
+    return paths.config_hash(key)
 
 
 def _rng_state(gen: torch.Generator) -> dict:
@@ -95,30 +113,40 @@ def _base_map(base_unet, scheduler, z0, cond, t, noise) -> torch.Tensor:
         return losses.loss_map(base_unet, scheduler, z0, cond, t, noise).clone()
 
 
-def _aux_rows(aux, half: int, gen, device, num_t: int, text_encoder=None):
+def _aux_rows(aux, half: int, gen, device, num_t: int, text_encoder=None, shard=(0, 1)):
     """A balanced proxy batch: ``half`` member_aux + ``half`` nonmember_aux latents, captions, noise, t, labels.
 
     ``aux`` holds (latents, caption embeddings, token ids) for member_aux and nonmember_aux; with a text-encoder
-    LoRA the captions are re-encoded under it (no gradient), as the attacker queries the adapted model.
+    LoRA the captions are re-encoded under it (no gradient), as the attacker queries the adapted model. With
+    ``shard`` = (rank, processes) every process draws the whole batch and keeps its slice of each half.
     """
     (zm, cm, idm), (zn, cn, idn) = aux
     im = torch.randint(0, len(zm), (half,), generator=gen)
     inn = torch.randint(0, len(zn), (half,), generator=gen)
-    z0 = torch.cat([zm[im], zn[inn]])                                                # (2h, 4, h, w)
+    mine = _local(torch.arange(half), shard)
+    rows = torch.cat([mine, half + mine])                                            # this process's rows
+    z0 = torch.cat([zm[im], zn[inn]])[rows]                                          # (2h/P, 4, h, w)
     if text_encoder is None:
-        cond = torch.cat([cm[im], cn[inn]])                                          # (2h, T, D)
+        cond = torch.cat([cm[im], cn[inn]])[rows]                                    # (2h/P, T, D)
     else:
         with torch.no_grad():
-            cond = text_encoder(torch.cat([idm[im], idn[inn]]).to(device))[0]
-    noise = torch.randn(z0.shape, generator=gen).to(device)
-    t = torch.randint(0, num_t, (len(z0),), generator=gen).to(device)
-    return z0, cond, noise, t, torch.arange(len(z0), device=device) < half
+            cond = text_encoder(torch.cat([idm[im], idn[inn]])[rows].to(device))[0]
+    noise = torch.randn((2 * half,) + tuple(zm.shape[1:]), generator=gen)[rows].to(device)
+    t = torch.randint(0, num_t, (2 * half,), generator=gen)[rows].to(device)
+    return z0, cond, noise, t, rows.to(device) < half
 
 
-def _proxy_batch(proxy, unet, base_unet, scheduler, aux, half: int, gen, device, text_encoder) -> float:
+def _local(x: torch.Tensor, shard) -> torch.Tensor:
+    """This process's equal slice of a batch drawn by every process: rows [r*B/P, (r+1)*B/P)."""
+    rank, procs = shard
+    per = len(x) // procs
+    return x[rank * per:(rank + 1) * per]
+
+
+def _proxy_batch(proxy, unet, base_unet, scheduler, aux, half: int, gen, device, text_encoder, shard) -> float:
     """One extra proxy update (``k_steps`` > 1) on a fresh balanced batch, with its own U-Net forward."""
     z0, cond, noise, t, member = _aux_rows(aux, half, gen, device, scheduler.config.num_train_timesteps,
-                                           text_encoder)
+                                           text_encoder, shard)
     with torch.no_grad():
         maps = losses.loss_map(unet, scheduler, z0, cond, t, noise)                  # (2h, 4, h, w)
     ref = _base_map(base_unet, scheduler, z0, cond, t, noise) if base_unet is not None else None
@@ -143,13 +171,31 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
     if (folder / "train_log.json").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    if tc.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("mixed_precision='fp16' needs a CUDA GPU; use 'bf16' or 'no' on a CPU")
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision", tc.mixed_precision) != tc.mixed_precision:
+        AcceleratorState._reset_state()              # runs of different precisions, one after another, in one process
     accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
-    device = accelerator.device
-    parts = models.load_pipeline(base, device=device).components
+    device, shard = accelerator.device, (accelerator.process_index, accelerator.num_processes)
+    procs, private = accelerator.num_processes, tc.method != "lora"
     members = splits["member_aux"] + splits["member_te"]
-    z0, cond = models.encode_items(parts, members, device)                      # (N, 4, h, w), (N, T, D)
+    n, bs = len(members), min(tc.batch_size, len(members))
+    half = tc.proxy_batch_size // 2 if private and tc.k_steps > 0 else 0
+    if procs > 1 and (bs % procs or half % procs):
+        raise ValueError(f"batch_size ({bs}) and half the proxy_batch_size ({half}) must be multiples of the "
+                         f"{procs} processes: each process takes an equal slice of every batch")
+    parts = models.load_pipeline(base, device=device).components
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision, torch.float32)
+    with accelerator.main_process_first():                               # one process fills the latent cache
+        z0, cond = models.encode_items(parts, members, device, source=base)     # (N, 4, h, w), (N, T, D)
     unet, scheduler = parts["unet"].to(device), parts["scheduler"]
-    private, num_t = tc.method != "lora", scheduler.config.num_train_timesteps
+    if weight_dtype != torch.float32:                                    # frozen weights in low precision
+        unet.to(dtype=weight_dtype)
+    if tc.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    num_t = scheduler.config.num_train_timesteps
     base_unet = None                                                     # frozen copy for the calibrated feature
     if private and tc.proxy_feature == "calibrated":
         base_unet = copy.deepcopy(unet).requires_grad_(False).eval()
@@ -158,7 +204,9 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
     a_params, b_params = lora.split_ab(unet)
     text_encoder, encode = None, None
     if tc.text_encoder_lr > 0:                                           # official code: text-encoder LoRA too
-        text_encoder = parts["text_encoder"].to(device)
+        text_encoder = parts["text_encoder"].to(device, dtype=weight_dtype)
+        if tc.gradient_checkpointing:
+            text_encoder.gradient_checkpointing_enable()
         groups.append({"params": lora.attach(text_encoder, tc.lora_rank, tc.lora_alpha, lora.TEXT_TARGETS,
                                              seed=tc.seed), "lr": tc.text_encoder_lr})
         a_te, b_te = lora.split_ab(text_encoder)
@@ -168,25 +216,31 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
             return parts["tokenizer"]([it.caption for it in items], padding="max_length", truncation=True,
                                       max_length=parts["tokenizer"].model_max_length, return_tensors="pt").input_ids
         ids = encode(members)
-    for g in groups:
-        for p in g["params"]:
-            p.data = p.data.float()                                      # LoRA stays fp32 under mixed precision
+    from diffusers.training_utils import cast_training_params
+
+    for model in (unet, text_encoder):
+        if model is not None:
+            cast_training_params(model, dtype=torch.float32)            # LoRA stays fp32 under mixed precision
     opt = torch.optim.AdamW(groups)
-    unet, opt = accelerator.prepare(unet, opt)
+    if text_encoder is None:
+        unet, opt = accelerator.prepare(unet, opt)
+    else:
+        unet, text_encoder, opt = accelerator.prepare(unet, text_encoder, opt)
     proxy = defense.Proxy(z0[0].numel(), tc.proxy_lr, tc.proxy_weight_decay, device) if private else None
+    if private and procs > 1:
+        proxy.distribute(device)
     if private:
-        aux = [(*models.encode_items(parts, splits[name], device), encode(splits[name]) if encode else None)
-               for name in ("member_aux", "nonmember_aux")]
+        with accelerator.main_process_first():
+            aux = [(*models.encode_items(parts, splits[name], device, source=base),
+                    encode(splits[name]) if encode else None) for name in ("member_aux", "nonmember_aux")]
     gen = torch.Generator().manual_seed(tc.seed)
     start_epoch, log = 0, {k: [] for k in LOG_KEYS}
     if resume and (folder / "checkpoint" / "state.json").exists():
-        start_epoch, log = _load_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt,
-                                            accelerator.scaler, gen, proxy)
+        start_epoch, log = _load_checkpoint(folder, accelerator.unwrap_model(unet), _unwrap(accelerator, text_encoder),
+                                            opt, accelerator.scaler, gen, proxy)
     checkpoint_every = checkpoint_every or max(1, tc.epochs // 10)
     resumed_from = start_epoch
-    n, bs = len(members), min(tc.batch_size, len(members))
-    steps_per_epoch = int(np.ceil(n / bs))
-    half = tc.proxy_batch_size // 2 if private and tc.k_steps > 0 else 0
+    steps_per_epoch = int(np.ceil(n / bs)) if procs == 1 else n // bs   # several processes: full batches only
     started, diverged = time.time(), None
     bar = tqdm(range(start_epoch, tc.epochs), desc=f"train {tc.method} (seed {tc.seed})", disable=not progress,
                initial=start_epoch, total=tc.epochs)
@@ -195,12 +249,13 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
         perm = torch.randperm(n, generator=gen)
         for s in range(steps_per_epoch):
             idx = perm[s * bs:(s + 1) * bs]
+            noise = _local(torch.randn(z0[idx].shape, generator=gen), shard).to(device)   # (B/P, 4, h, w)
+            t = _local(torch.randint(0, num_t, (len(idx),), generator=gen), shard).to(device)
+            idx = _local(idx, shard)                                     # this process's slice of the batch
             b = len(idx)
-            noise = torch.randn(z0[idx].shape, generator=gen).to(device)             # (B, 4, h, w)
-            t = torch.randint(0, num_t, (b,), generator=gen).to(device)
             z, c = z0[idx], (cond[idx] if text_encoder is None else text_encoder(ids[idx].to(device))[0])
             if half:        # Algorithm 1 order: a proxy step on a balanced D_aux batch, then the LoRA step
-                za, ca, na, ta, member = _aux_rows(aux, half, gen, device, num_t, text_encoder)
+                za, ca, na, ta, member = _aux_rows(aux, half, gen, device, num_t, text_encoder, shard)
             with accelerator.autocast():
                 maps = losses.loss_map(unet, scheduler, z, c, t, noise)             # (B, 4, h, w)
                 ref = ref_aux = None
@@ -214,12 +269,12 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
                         aux_maps = losses.loss_map(unet, scheduler, za, ca, ta, na)  # (2h, 4, h, w)
                     accs = [proxy.update(aux_maps, ta, member, ref_aux)]
                     accs += [_proxy_batch(proxy, unet, base_unet, scheduler, aux, half, gen, device,
-                                          text_encoder)
+                                          text_encoder, shard)
                              for _ in range(tc.k_steps - 1)]
                 l_ada, gain = maps.mean(), None                          # 2. LoRA step on the D_tr batch
                 if private and tc.two_forwards:                          # official: fresh noise and t for G
-                    t2 = torch.randint(0, num_t, (b,), generator=gen).to(device)
-                    noise2 = torch.randn(z.shape, generator=gen).to(device)
+                    t2 = _local(torch.randint(0, num_t, (b * procs,), generator=gen), shard).to(device)
+                    noise2 = _local(torch.randn((b * procs,) + tuple(z.shape[1:]), generator=gen), shard).to(device)
                     ref2 = _base_map(base_unet, scheduler, z, c, t2, noise2) if base_unet is not None else None
                     gain = proxy.gain(losses.loss_map(unet, scheduler, z, c, t2, noise2), t2, ref2)
                 elif private:
@@ -231,6 +286,8 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
             opt.zero_grad()
             _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log)
             opt.step()
+            if procs > 1:                                                # log the mean over the processes
+                loss, l_ada = accelerator.reduce(torch.stack([loss.detach(), l_ada.detach()]), "mean")
             log["loss"].append(loss.item())
             log["l_ada"].append(l_ada.item())
             if private:
@@ -238,24 +295,45 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
                 log["rescale"].append(losses.rescale_factor(gain, tc.lam, tc.delta).item())
                 log["proxy_acc"].append(float(np.mean(accs)) if half else None)
             if tc.hessian_every and (len(log["loss"]) - 1) % tc.hessian_every == 0:
-                log["hessian"].append([len(log["loss"]) - 1, *_hessian(tc, unet, base_unet, scheduler, proxy, z0,
-                                                                        cond, a_params + b_params)])
+                log["hessian"].append([len(log["loss"]) - 1, *_hessian(tc, accelerator.unwrap_model(unet),
+                                                                        base_unet, scheduler, proxy, z0, cond,
+                                                                        a_params + b_params)])
         if diverged:
             break
         bar.set_postfix(loss=f"{np.mean(log['loss'][-steps_per_epoch:]):.4f}")
         if (epoch + 1) % checkpoint_every == 0 and epoch + 1 < tc.epochs:
-            _save_checkpoint(folder, accelerator.unwrap_model(unet), text_encoder, opt, accelerator.scaler, gen,
-                             epoch + 1, log, proxy)
+            if accelerator.is_main_process:
+                _save_checkpoint(folder, accelerator.unwrap_model(unet), _unwrap(accelerator, text_encoder), opt,
+                                 accelerator.scaler, gen, epoch + 1, log, proxy)
+            accelerator.wait_for_everyone()
             if interrupt_at_epoch is not None and epoch + 1 >= interrupt_at_epoch:
                 raise KeyboardInterrupt(f"interrupted after epoch {epoch + 1} (test hook)")
     unet = accelerator.unwrap_model(unet)
-    lora.save(folder / "lora", unet, text_encoder)
-    paths.write_json(folder / "train_log.json", {
-        "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
-        "n_member": n, "diverged": diverged, "seconds_this_session": time.time() - started,
-        "resumed_from_epoch": resumed_from,
-        **log})
+    extra = {}
+    if procs > 1:
+        extra = {"processes": procs, "proxy_consistent": _same_everywhere(accelerator, proxy.model) if private
+                 else None, "lora_consistent": _same_everywhere(accelerator, unet)}
+    if accelerator.is_main_process:
+        lora.save(folder / "lora", unet, _unwrap(accelerator, text_encoder))
+        paths.write_json(folder / "train_log.json", {
+            "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
+            "n_member": n, "diverged": diverged, "seconds_this_session": time.time() - started,
+            "resumed_from_epoch": resumed_from, "mixed_precision": tc.mixed_precision, **extra,
+            **log})
+    accelerator.wait_for_everyone()
     return folder
+
+
+def _unwrap(accelerator, model):
+    return None if model is None else accelerator.unwrap_model(model)
+
+
+def _same_everywhere(accelerator, model) -> bool:
+    """Whether every process holds bit-identical trainable weights (a checksum gathered from all processes)."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters() if p.requires_grad])
+    sums = accelerator.gather(torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, dtype=flat.dtype,
+                                                                            device=flat.device)).sum()])[None])
+    return bool((sums == sums[0]).all())
 
 
 def _cost(cfg) -> float:
@@ -305,13 +383,14 @@ def _backward(accelerator, tc, loss, l_ada, gain, a_params, b_params, log) -> No
     """Gradients of the objective into the LoRA weights, the gradient diagnostics, and the optional stabilisers.
 
     MP-LoRA's objective is a sum, so its gradient is taken as two backward passes, dL_ada + d(lam G), whose
-    separate scales are logged (Fig. 2) at no extra cost. Diagnostics read unscaled gradients (fp16 loss scaling
+    separate scales are logged (Fig. 2) at no extra cost (in one process; under several, one backward and no
+    per-term scales). Diagnostics read unscaled gradients (fp16 loss scaling
     undone) before clipping (``grad_clip``: max total norm) or normalisation (``grad_normalize``: g / ||g||), the
     two stabilisers of Table 10.
     """
     params, na = a_params + b_params, len(a_params)
     grads = lambda: [p.grad for p in params]                            # noqa: E731
-    if tc.method == "mp_lora":
+    if tc.method == "mp_lora" and accelerator.num_processes == 1:     # (DDP allows one backward per forward)
         accelerator.backward(l_ada, retain_graph=True)
         ada = [None if g is None else g.detach().clone() for g in grads()]
         accelerator.backward(tc.lam * gain)
