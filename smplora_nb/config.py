@@ -240,9 +240,15 @@ def flat(cfg: Config) -> dict:
     return out
 
 
-def from_params(profile: str = "tiny", **params) -> Config:
-    """Build the config from a notebook's ``parameters`` cell: ``None`` means "the profile's value"."""
-    return make(profile, **{k: v for k, v in params.items() if v is not None})
+def from_params(profile: str = "tiny", overrides: dict | None = None, **params) -> Config:
+    """Build the config from a notebook's ``parameters`` cell: ``None`` means "the profile's value"; ``overrides``
+    (the notebooks' ``overrides`` parameter) sets any other field, e.g. ``{"base": "/models/sd15.safetensors"}``."""
+    values = {k: v for k, v in params.items() if v is not None}
+    for k, v in (overrides or {}).items():
+        if k in values and values[k] != v:
+            raise ValueError(f"{k} is set twice, as a parameter ({values[k]!r}) and in overrides ({v!r})")
+        values[k] = v
+    return make(profile, **values)
 
 
 def replace(cfg: Config, **overrides) -> Config:

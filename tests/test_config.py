@@ -202,3 +202,24 @@ def test_to_dict_is_nested_by_stage():
 def test_integer_fields_reject_non_integers(field, value):
     with pytest.raises(ValueError, match=field):
         config.make(**{field: value})
+
+
+def test_colab_profile_is_the_paper_setting_for_one_16gb_gpu():
+    paper, colab = config.flat(config.make("paper")), config.flat(config.make("colab"))
+    changed = {k for k in paper if paper[k] != colab[k]}
+    assert changed == {"profile", "epochs", "gradient_checkpointing"}
+    assert colab["epochs"] == 20 and colab["gradient_checkpointing"] and colab["mixed_precision"] == "fp16"
+    assert set(config.COLAB_HOURS) == {"lora", "smp_lora"}
+
+
+def test_split_presets_set_sizes_and_explicit_fields_win():
+    cfg = config.make("paper", split_preset="celeba_gender")
+    assert (cfg.split.member_aux, cfg.split.identity_aware, cfg.split.gender_ratio) == (40, True, 0.7)
+    assert config.make("paper", split_preset="celeba_small", member_aux=10).split.member_aux == 10
+    again = config.replace(config.make("paper"), split_preset="celeba_varying")
+    assert (again.split.member_aux, again.split.images_per_identity) == (63, 0)
+    with pytest.raises(ValueError, match="split_preset"):
+        config.make("paper", split_preset="celeba_huge")
+    with pytest.raises(ValueError, match="set twice"):
+        config.from_params("tiny", overrides={"epochs": 3}, epochs=4)
+    assert config.from_params("tiny", overrides={"lam": 0.5}, lam=None).train.lam == 0.5

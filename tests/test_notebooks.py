@@ -17,7 +17,8 @@ BASE_FAST = {"vae_steps": 20, "pretrain_steps": 20}
 SPLIT_FAST = {"member_aux": 24, "member_te": 24, "nonmember_aux": 24, "nonmember_te": 24}
 CI_PARAMS = {
     "01_data_splitting": {**BASE_FAST, "n_samples": 12},
-    "02_membership_inference_attack": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3},
+    "02_membership_inference_attack": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
+                                       "overrides": {"lora_rank": 8, "lora_alpha": 8.0}},
     "03_mp_lora_instability": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1,
                                "hessian_iters": 3, "stabilisers": ["clip", "normalize"]},
     "04_smp_lora_training": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
@@ -146,6 +147,21 @@ def test_notebooks_are_committed_without_outputs(nb):
     cells = json.loads(nb.read_text())["cells"]
     assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code")
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_open_in_colab_on_a_gpu(nb):
+    """An "Open in Colab" badge for this very notebook, a setup cell that installs the package on Colab with
+    Colab's torch pinned, GPU metadata, and the ``overrides`` parameter for paper-scale sources."""
+    book = json.loads(nb.read_text())
+    cells = ["".join(c["source"]) for c in book["cells"]]
+    assert f"colab.research.google.com/github/smplora/smplora_nb/blob/main/notebooks/{nb.name}" in cells[0]
+    setup = [c for c in cells if 'if "google.colab" in sys.modules' in c]
+    assert len(setup) == 1 and "keep-torch.txt" in setup[0] and '"-c"' in setup[0]
+    assert cells.index(setup[0]) < next(i for i, c in enumerate(book["cells"])
+                                        if "parameters" in c.get("metadata", {}).get("tags", []))
+    assert book["metadata"]["accelerator"] == "GPU" and "colab" in book["metadata"]
+    assert "overrides" in runner.declared_parameters(nb)
 
 
 def test_cli_rejects_unknown_parameter():

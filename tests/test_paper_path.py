@@ -283,3 +283,12 @@ def test_accelerate_launch_two_processes(tmp_path, method):
         assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)
     else:                                       # the private objective is averaged per slice: its own cache key
         assert Path(two["run"]).name != Path(one["run"]).name
+
+
+def test_gpu_steps_benchmark_runs_on_cpu_at_small_size(monkeypatch, tmp_path):
+    """``scripts/gpu_check.sh``'s benchmark, shrunk: the same code path prints steps/s for both methods."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import gpu_steps
+
+    out = gpu_steps.main(["--small", "--mixed-precision", "no"])
+    assert set(out) == {"lora", "smp_lora"} and all(r["steps_per_s"] > 0 for r in out.values())
