@@ -45,6 +45,30 @@ def membership(scores_member, scores_nonmember, threshold: float) -> dict:
             "n_member": len(sm), "n_nonmember": len(sn)}
 
 
+def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Percentile bootstrap intervals of AUC and TPR@1%FPR on one evaluation set.
+
+    Members and non-members are resampled with replacement separately (the set sizes stay fixed), ``n_boot`` times;
+    the interval is the central ``level`` mass of the resampled statistic. TPR@1%FPR is ``None`` ("not
+    measurable") with fewer than 100 non-members, as in ``membership``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    sm, sn = np.asarray(scores_member, float), np.asarray(scores_nonmember, float)
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(len(sm)), np.zeros(len(sn))]
+    aucs, tprs = [], []
+    for _ in range(n_boot):
+        s = np.r_[sm[rng.integers(0, len(sm), len(sm))], sn[rng.integers(0, len(sn), len(sn))]]
+        aucs.append(roc_auc_score(y, s))
+        tprs.append(tpr_at_fpr(y, s, 0.01))
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out = {"auc": [float(np.percentile(aucs, lo)), float(np.percentile(aucs, hi))], "level": level, "n_boot": n_boot}
+    out["tpr_at_1pct_fpr"] = None if tprs[0] is None else [float(np.percentile(tprs, lo)),
+                                                            float(np.percentile(tprs, hi))]
+    return out
+
+
 def roc(scores_member, scores_nonmember) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.metrics import roc_curve
 

@@ -66,3 +66,17 @@ def test_feature_net_features_shape():
     net = metrics.FeatureNet()
     f = net.features(np.zeros((5, 16, 16, 3), np.uint8))
     assert f.shape == (5, 64) and np.isfinite(f).all()
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    sm, sn = rng.normal(1.0, 1.0, 150), rng.normal(0.0, 1.0, 150)
+    ci = metrics.bootstrap_ci(sm, sn, n_boot=300, seed=1)
+    point = metrics.membership(sm, sn, 0.5)
+    assert ci["auc"][0] < point["auc"] < ci["auc"][1] and ci["auc"][1] - ci["auc"][0] < 0.2
+    assert ci["tpr_at_1pct_fpr"][0] <= point["tpr_at_1pct_fpr"] <= ci["tpr_at_1pct_fpr"][1]
+    assert ci == metrics.bootstrap_ci(sm, sn, n_boot=300, seed=1)
+    assert metrics.bootstrap_ci(sm + 10, sn, n_boot=50)["auc"] == [1.0, 1.0]     # perfect separation: no spread
+    chance = metrics.bootstrap_ci(rng.normal(size=400), rng.normal(size=400), n_boot=300)
+    assert chance["auc"][0] < 0.5 < chance["auc"][1]
+    assert metrics.bootstrap_ci(sm[:50], sn[:50], n_boot=20)["tpr_at_1pct_fpr"] is None   # < 100 non-members

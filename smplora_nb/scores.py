@@ -1,0 +1,133 @@
+"""Membership scores behind one interface: ``score(model, batch, timesteps, attack)`` (ATTACKS.md; arXiv 2402.11989
+companion). Every score is "higher = more likely a member", one column per timestep.
+
+Notation: z0 the clean latent, c the caption embedding, eps_hat(z, t, c) the U-Net's noise prediction, abar_t the
+cumulative product of the schedule's alphas (``scheduler.alphas_cumprod``), ||v||_p^p / n the per-element mean.
+
+* ``loss``   Loss@t (Matsumoto et al. 2023):  -||eps - eps_hat(sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, t, c)||^2 / n,
+             eps seeded per (seed, timestep), so every model audited sees the same noise.
+* ``pia``    PIA (Kong et al., ICLR 2024): eps0 = eps_hat(z0, 0, c); z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps0;
+             -||eps_hat(z_t, t, c) - eps0||_4^4 / n. Deterministic: no noise is drawn.
+* ``pian``   PIAN: as PIA with eps0 standardised per image (zero mean, unit variance), i.e. a Gaussian-like noise.
+* ``secmi``  SecMI_stat (Duan et al., ICML 2023): deterministic DDIM inversion of z0 up to t in steps of ``stride``,
+             z~_t; one deterministic DDIM step down to t - stride and back up, z^_t; -||z~_t - z^_t||^2 / n.
+* ``sima``   SimA (2025): -||eps_hat(z0, t, c)||_4^4 / n, the noise predicted on the *clean* latent at small t.
+
+The deterministic DDIM step between timesteps a -> b (either direction) is
+    z_b = sqrt(abar_b) * (z_a - sqrt(1 - abar_a) e) / sqrt(abar_a) + sqrt(1 - abar_b) * e,   e = eps_hat(z_a, a, c),
+with abar = 1 at the clean end (t = -1 here). ``fit`` chooses the timestep by AUC on D_aux and the threshold by
+balanced accuracy on D_aux; D_te is only scored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+ATTACKS = ("loss", "pia", "pian", "secmi", "sima")
+SECMI_STRIDE = 50                      # DDIM step of SecMI's inversion (timesteps of 1000)
+
+
+def _parts(model):
+    """(unet, scheduler) from a pipeline, its ``components`` dict, or a (unet, scheduler) pair."""
+    if isinstance(model, tuple):
+        return model
+    if isinstance(model, dict):
+        return model["unet"], model["scheduler"]
+    return model.unet, model.scheduler
+
+
+def _abar(scheduler, t: int, device) -> torch.Tensor:
+    return torch.tensor(1.0 if t < 0 else float(scheduler.alphas_cumprod[t]), device=device)
+
+
+def _eps(unet, z: torch.Tensor, t: int, cond: torch.Tensor) -> torch.Tensor:
+    tt = torch.full((len(z),), max(int(t), 0), device=z.device, dtype=torch.long)
+    return unet(z, tt, cond).sample.float()
+
+
+def ddim_step(unet, scheduler, z: torch.Tensor, a: int, b: int, cond: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM move from timestep ``a`` to ``b`` (up or down); ``a`` or ``b`` = -1 is the clean end."""
+    e = _eps(unet, z, a, cond)
+    ab_a, ab_b = _abar(scheduler, a, z.device), _abar(scheduler, b, z.device)
+    z0_pred = (z - (1 - ab_a).sqrt() * e) / ab_a.sqrt()
+    return ab_b.sqrt() * z0_pred + (1 - ab_b).sqrt() * e
+
+
+def _mean_pow(x: torch.Tensor, p: int) -> torch.Tensor:
+    return x.abs().pow(p).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def score(model, batch, timesteps, attack: str = "loss", seed: int = 0, stride: int = SECMI_STRIDE,
+          batch_size: int = 256) -> np.ndarray:
+    """Membership scores (N, K) of ``batch`` = (latents z0 (N, 4, h, w), caption embeddings (N, T, D)) at each of
+    the K ``timesteps``, for one of ``ATTACKS``; higher = more likely a member."""
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {list(ATTACKS)}, got {attack!r}")
+    unet, scheduler = _parts(model)
+    z0_all, cond_all = batch
+    n_t = scheduler.config.num_train_timesteps
+    if any(not 0 <= int(t) < n_t for t in timesteps):
+        raise ValueError(f"timesteps must lie in [0, {n_t - 1}], got {list(timesteps)}")
+    out = np.zeros((len(z0_all), len(timesteps)))
+    for k, t in enumerate(int(t) for t in timesteps):
+        noise = torch.randn(z0_all.shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + k * 1009))
+        for i in range(0, len(z0_all), batch_size):
+            z0, cond = z0_all[i:i + batch_size].float(), cond_all[i:i + batch_size]
+            out[i:i + len(z0), k] = _one(unet, scheduler, z0, cond, t, attack, noise[i:i + batch_size].to(z0.device),
+                                         stride).cpu().numpy()
+    return out
+
+
+def _one(unet, scheduler, z0, cond, t: int, attack: str, noise, stride: int) -> torch.Tensor:
+    ab = _abar(scheduler, t, z0.device)
+    if attack == "loss":
+        z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
+        return -_mean_pow(noise - _eps(unet, z_t, t, cond), 2)
+    if attack in ("pia", "pian"):
+        eps0 = _eps(unet, z0, 0, cond)
+        if attack == "pian":
+            flat = eps0.flatten(1)
+            eps0 = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).view_as(eps0)
+        z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * eps0
+        return -_mean_pow(_eps(unet, z_t, t, cond) - eps0, 4)
+    if attack == "sima":
+        return -_mean_pow(_eps(unet, z0, t, cond), 4)
+    # secmi: invert -1 -> ... -> t on a stride grid, then down one stride and back up
+    grid = [-1] + list(range(t % stride, t + 1, stride))                 # clean end, ..., t - stride, t
+    z = z0
+    for a, b in zip(grid, grid[1:]):
+        z = ddim_step(unet, scheduler, z, a, b, cond)
+    below = grid[-2]
+    back = ddim_step(unet, scheduler, ddim_step(unet, scheduler, z, t, below, cond), below, t, cond)
+    return -_mean_pow(z - back, 2)
+
+
+@dataclass
+class Threshold:
+    """A fitted threshold attack: the timestep column chosen by AUC on D_aux and the balanced-accuracy threshold."""
+    attack: str
+    column: int
+    timestep: int
+    threshold: float
+    aux_auc: dict
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """(N, K) scores -> (N,) the chosen column."""
+        return np.asarray(scores)[:, self.column]
+
+
+def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarray) -> Threshold:
+    """Choose the timestep by AUC on D_aux, then the threshold of ``score >= threshold`` by balanced accuracy on
+    D_aux (``attack.best_threshold``). Nothing of D_te is read."""
+    from sklearn.metrics import roc_auc_score
+
+    from .attack import best_threshold
+
+    y = np.r_[np.ones(len(aux_member)), np.zeros(len(aux_nonmember))]
+    aucs = {int(t): float(roc_auc_score(y, np.r_[aux_member[:, k], aux_nonmember[:, k]]))
+            for k, t in enumerate(timesteps)}
+    k = int(np.argmax(list(aucs.values())))
+    return Threshold(attack, k, int(list(timesteps)[k]), best_threshold(aux_member[:, k], aux_nonmember[:, k]), aucs)
