@@ -22,7 +22,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-METHODS = ("lora", "mp_lora", "smp_lora")
+METHODS = ("lora", "mp_lora", "smp_lora", "dp_lora")
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
@@ -44,6 +44,8 @@ class SplitConfig:
     images_per_identity: int = 8     # identity mode: images per identity (CelebA sets: 8); 0 = varying, U{1..4}
     gender_ratio: float = -1.0       # identity mode: fraction of identities with the majority gender; -1 = any
     split_seed: int = 1337           # seed of the split (independent of the training seed)
+    member_seed: int = -1            # >= 0: re-deal the same private images into the four sets with this seed
+                                     # (another member split; public split and base model unchanged)
     split_preset: str = ""           # "" or a key of SPLIT_PRESETS (the paper's sizes per dataset)
 
 
@@ -66,7 +68,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    method: str = "lora"             # "lora", "mp_lora" or "smp_lora"
+    method: str = "lora"             # "lora", "mp_lora", "smp_lora" or "dp_lora" (DP-SGD baseline, notebook 06)
     lora_rank: int = 16              # LoRA rank r (paper: 64)
     lora_alpha: float = 16.0         # LoRA alpha; scale = alpha / r (paper: 32)
     lora_targets: str = "attention"  # U-Net layers with LoRA: "attention" (paper) or "all" (+ convs and MLPs)
@@ -87,6 +89,10 @@ class TrainConfig:
     batch_size: int = 32             # LoRA batch size (paper: 1)
     epochs: int = 300                # passes over D_tr (paper: 400)
     seed: int = 1337                 # training seed (paper code: 1337)
+    snapshot_epochs: tuple = ()      # also save the LoRA after these epochs (the early-stopping frontier)
+    dp_epsilon: float = 8.0          # dp_lora: privacy budget epsilon of the whole run
+    dp_delta: float = 1e-5           # dp_lora: delta
+    dp_clip: float = 1.0             # dp_lora: per-sample gradient norm bound C
     mixed_precision: str = "no"      # "no", "fp16" or "bf16": frozen weights in that dtype, LoRA in fp32
     gradient_checkpointing: bool = False  # recompute U-Net activations in the backward pass (saves GPU memory)
 
@@ -152,15 +158,15 @@ RANGES = {
     "pretrain_batch_size": (1, INF), "pretrain_lr": (1e-8, 1.0), "caption_dropout": (0.0, 1.0),
     "sample_steps": (1, 1000), "guidance_scale": (0.0, 100.0), "lora_rank": (1, 4096), "lora_alpha": (1e-6, INF),
     "lr": (1e-10, 1.0), "text_encoder_lr": (0.0, 1.0), "proxy_lr": (0.0, 1.0), "proxy_weight_decay": (0.0, 1.0),
-    "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "delta": (1e-12, 1.0),
+    "lam": (0.0, 1e4), "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1), "member_seed": (-1, 2**32 - 1), "delta": (1e-12, 1.0),
     "k_steps": (0, INF), "proxy_batch_size": (2, INF), "hessian_every": (0, INF), "hessian_iters": (1, INF),
     "grad_clip": (0.0, INF), "batch_size": (1, INF),
-    "epochs": (1, INF),
+    "epochs": (1, INF), "dp_epsilon": (1e-3, 1e3), "dp_delta": (1e-12, 0.1), "dp_clip": (1e-6, INF),
 }
 CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
-            "split_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
+            "split_seed", "member_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
             "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
             "hessian_every", "hessian_iters"}
 STRINGS = {"dataset", "caption_prefix", "base", "base_config"}
@@ -229,6 +235,10 @@ def validate(cfg: Config) -> Config:
         if len(ch) < 1 or any(not isinstance(c, int) or c < 8 or c % 8 for c in ch):
             raise ValueError(f"{name} must be a non-empty tuple of multiples of 8 (>= 8), got {ch!r}")
         setattr(cfg.model, name, ch)
+    snaps = tuple(cfg.train.snapshot_epochs)
+    if any(isinstance(e, bool) or not isinstance(e, int) or not 1 <= e < cfg.train.epochs for e in snaps):
+        raise ValueError(f"snapshot_epochs must be epochs in [1, epochs - 1] = [1, {cfg.train.epochs - 1}], got {snaps!r}")
+    cfg.train.snapshot_epochs = tuple(sorted(set(snaps)))
     return cfg
 
 

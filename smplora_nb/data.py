@@ -271,6 +271,14 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
     # public images come from the *end* of the shuffled pool, so the base model's data (and its cache) stays the
     # same when the private set sizes change
     sets["public"] = rest if split.public < 0 else rest[len(rest) - split.public:]
+    if split.member_seed >= 0:                       # another member split of the same private images
+        if split.identity_aware:
+            raise ValueError("member_seed re-deals a random split; identity-aware splits vary with split_seed")
+        private = [it for name in PRIVATE for it in sets[name]]
+        order = [private[i] for i in np.random.default_rng(split.member_seed).permutation(len(private))]
+        start = 0
+        for name in PRIVATE:
+            sets[name], start = order[start:start + sizes[name]], start + sizes[name]
     return {name: sets[name] for name in SETS}
 
 

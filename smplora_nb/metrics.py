@@ -46,7 +46,7 @@ def membership(scores_member, scores_nonmember, threshold: float) -> dict:
 
 
 def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Percentile bootstrap intervals of AUC and TPR@1%FPR on one evaluation set.
+    """Percentile bootstrap intervals of AUC, TPR@1%FPR and TPR@5%FPR on one evaluation set.
 
     Members and non-members are resampled with replacement separately (the set sizes stay fixed), ``n_boot`` times;
     the interval is the central ``level`` mass of the resampled statistic. TPR@1%FPR is ``None`` ("not
@@ -57,16 +57,25 @@ def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: flo
     sm, sn = np.asarray(scores_member, float), np.asarray(scores_nonmember, float)
     rng = np.random.default_rng(seed)
     y = np.r_[np.ones(len(sm)), np.zeros(len(sn))]
-    aucs, tprs = [], []
+    stats = {"auc": [], "tpr_at_1pct_fpr": [], "tpr_at_5pct_fpr": []}
     for _ in range(n_boot):
         s = np.r_[sm[rng.integers(0, len(sm), len(sm))], sn[rng.integers(0, len(sn), len(sn))]]
-        aucs.append(roc_auc_score(y, s))
-        tprs.append(tpr_at_fpr(y, s, 0.01))
+        stats["auc"].append(roc_auc_score(y, s))
+        stats["tpr_at_1pct_fpr"].append(tpr_at_fpr(y, s, 0.01))
+        stats["tpr_at_5pct_fpr"].append(tpr_at_fpr(y, s, 0.05))
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    out = {"auc": [float(np.percentile(aucs, lo)), float(np.percentile(aucs, hi))], "level": level, "n_boot": n_boot}
-    out["tpr_at_1pct_fpr"] = None if tprs[0] is None else [float(np.percentile(tprs, lo)),
-                                                            float(np.percentile(tprs, hi))]
+    out = {"level": level, "n_boot": n_boot}
+    for k, v in stats.items():
+        out[k] = None if v[0] is None else [float(np.percentile(v, lo)), float(np.percentile(v, hi))]
     return out
+
+
+def frontier_gap(curve, fid: float, auc: float) -> float | None:
+    """How far a method lies beyond the early-stopping frontier: the lowest AUC of plain LoRA over its checkpoints
+    ``curve`` = [(FID, AUC), ...] whose FID is at most the method's, minus the method's AUC. Positive: more private
+    than every checkpoint of equal or better image quality. ``None``: no checkpoint reached the method's quality."""
+    reachable = [a for f, a in curve if f <= fid]
+    return None if not reachable else float(min(reachable) - auc)
 
 
 def roc(scores_member, scores_nonmember) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,16 @@ balanced accuracy on D_aux; D_te is only scored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 ATTACKS = ("loss", "pia", "pian", "secmi", "sima")
 SECMI_STRIDE = 50                      # DDIM step of SecMI's inversion (timesteps of 1000)
+CANDIDATES = {"loss": (50, 100, 200, 350, 500), "pia": (50, 100, 200, 350), "pian": (50, 100, 200, 350),
+              "secmi": (50, 100, 200), "sima": (1, 10, 50, 100)}   # timesteps each attack may choose among on D_aux
+SCORE_VERSION = 1                      # bump when a score's computation changes (cache key)
 
 
 def _parts(model):
@@ -131,3 +135,53 @@ def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarra
             for k, t in enumerate(timesteps)}
     k = int(np.argmax(list(aucs.values())))
     return Threshold(attack, k, int(list(timesteps)[k]), best_threshold(aux_member[:, k], aux_nonmember[:, k]), aucs)
+
+
+def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Every attack of ``ATTACKS`` on one model (the base with the LoRA of ``run``; None = the base): score all four
+    private sets, fit the timestep and threshold on D_aux, report membership metrics, bootstrap intervals and the
+    D_te scores. Cached beside the run's other audits (``evaluate``), keyed by everything that changes it."""
+    from . import data, lora, metrics, models, paths
+
+    path = _path(base, run, splits, seed, n_boot)
+    if path.exists():
+        return paths.read_json(path)
+    pipe = models.load_pipeline(base)
+    if run is not None:
+        lora.load_into(pipe, Path(run) / "lora")
+    batches = {k: models.encode_items(pipe.components, splits[k], pipe.unet.device, source=base) for k in data.PRIVATE}
+    out = {}
+    for attack in ATTACKS:
+        s = {k: score(pipe, batches[k], CANDIDATES[attack], attack, seed) for k in data.PRIVATE}
+        fitted = fit(attack, CANDIDATES[attack], s["member_aux"], s["nonmember_aux"])
+        sm, sn = fitted.apply(s["member_te"]), fitted.apply(s["nonmember_te"])
+        out[attack] = {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot, seed=seed),
+                       "chosen_on_aux": {"timestep": fitted.timestep, "threshold": fitted.threshold,
+                                         "aux_auc_by_t": fitted.aux_auc},
+                       "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
+    paths.write_json(path, out)
+    return paths.read_json(path)                          # the same types whether computed or cached
+
+
+def _path(base, run, splits, seed: int, n_boot: int) -> Path:
+    from . import data, evaluate, paths
+
+    key = paths.config_hash({"version": SCORE_VERSION, "seed": seed, "n_boot": n_boot, "candidates": CANDIDATES,
+                             "stride": SECMI_STRIDE, "sets": {k: [(it.sha256, it.caption) for it in splits[k]]
+                                                              for k in data.PRIVATE}})
+    return evaluate._folder(base, run) / f"scores_{key}.json"
+
+
+def audit_many(base, runs: dict, splits, seed: int = 0, n_boot: int = 1000, workers: int | None = None,
+               progress: bool = True) -> dict:
+    """``audit`` of every ``{key: run}``; audits not cached yet run side by side on CPU (``parallel``)."""
+    from . import parallel
+
+    todo = {str(run): (base, run, splits, seed, n_boot) for run in dict.fromkeys(runs.values())
+            if not _path(base, run, splits, seed, n_boot).exists()}
+    parallel.side_by_side(_audit_quietly, todo, workers, progress, desc="attack audits")
+    return {k: audit(base, run, splits, seed, n_boot) for k, run in runs.items()}
+
+
+def _audit_quietly(base, run, splits, seed, n_boot) -> None:
+    audit(base, run, splits, seed, n_boot)

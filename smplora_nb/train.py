@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import defense, diagnostics, losses, lora, models, parallel, paths
+from . import defense, diagnostics, dp, losses, lora, models, parallel, paths
 
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
 PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
@@ -44,7 +44,8 @@ def world_size() -> int:
 
 
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
-            "proxy_acc", "hessian")
+            "proxy_acc", "hessian", "dp_update")
+DP_ONLY = ("dp_epsilon", "dp_delta", "dp_clip")      # TrainConfig fields read only by dp_lora
 
 
 def run_folder(cfg, splits, base) -> Path:
@@ -56,9 +57,14 @@ def run_key(cfg, splits, base) -> str:
     """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
     members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
     train_cfg = dict(vars(cfg.train))
-    if cfg.train.method == "lora":                       # the proxy's settings cannot change a plain LoRA run
+    if cfg.train.method in ("lora", "dp_lora"):          # the proxy's settings cannot change these runs
         for name in PRIVATE_ONLY:
             train_cfg.pop(name)
+    if cfg.train.method != "dp_lora":
+        for name in DP_ONLY:
+            train_cfg.pop(name)
+    if not cfg.train.snapshot_epochs:                    # a run with snapshots is its own cache entry
+        train_cfg.pop("snapshot_epochs")
     base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
     key = {"train": train_cfg, "data": vars(cfg.data), "base": base_id, "members": members,
            "objective": OBJECTIVE_VERSION}
@@ -179,7 +185,11 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
         AcceleratorState._reset_state()              # runs of different precisions, one after another, in one process
     accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
     device, shard = accelerator.device, (accelerator.process_index, accelerator.num_processes)
-    procs, private = accelerator.num_processes, tc.method != "lora"
+    procs, private = accelerator.num_processes, tc.method in ("mp_lora", "smp_lora")
+    dp_run = tc.method == "dp_lora"
+    if dp_run and (procs > 1 or tc.mixed_precision != "no" or tc.text_encoder_lr > 0 or tc.hessian_every):
+        raise ValueError("dp_lora runs in one process, in fp32, on U-Net LoRA only, without the Hessian diagnostic "
+                         "(set mixed_precision='no', text_encoder_lr=0, hessian_every=0)")
     members = splits["member_aux"] + splits["member_te"]
     n, bs = len(members), min(tc.batch_size, len(members))
     half = tc.proxy_batch_size // 2 if private and tc.k_steps > 0 else 0
@@ -242,18 +252,32 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
     resumed_from = start_epoch
     steps_per_epoch = int(np.ceil(n / bs)) if procs == 1 else n // bs   # several processes: full batches only
     started, diverged = time.time(), None
+    if dp_run:                                   # DP-SGD: Poisson batches at rate q, sigma from the accountant
+        q = bs / n
+        sigma = dp.noise_multiplier(tc.dp_epsilon, tc.dp_delta, q, tc.epochs * steps_per_epoch)
+        named = [(k, p) for k, p in accelerator.unwrap_model(unet).named_parameters() if p.requires_grad]
     bar = tqdm(range(start_epoch, tc.epochs), desc=f"train {tc.method} (seed {tc.seed})", disable=not progress,
                initial=start_epoch, total=tc.epochs)
     unet.train()
     for epoch in bar:
         perm = torch.randperm(n, generator=gen)
         for s in range(steps_per_epoch):
-            idx = perm[s * bs:(s + 1) * bs]
+            idx = perm[s * bs:(s + 1) * bs] if not dp_run else dp.poisson_batch(n, q, gen)
             noise = _local(torch.randn(z0[idx].shape, generator=gen), shard).to(device)   # (B/P, 4, h, w)
             t = _local(torch.randint(0, num_t, (len(idx),), generator=gen), shard).to(device)
             idx = _local(idx, shard)                                     # this process's slice of the batch
             b = len(idx)
             z, c = z0[idx], (cond[idx] if text_encoder is None else text_encoder(ids[idx].to(device))[0])
+            if dp_run:
+                before = [p.detach().clone() for _, p in named]
+                opt.zero_grad()
+                l_dp, norm = dp.step_grads(accelerator.unwrap_model(unet), scheduler, named, z, c, t, noise,
+                                           tc.dp_clip, sigma, q * n, gen)
+                opt.step()
+                for key, v in (("loss", l_dp), ("l_ada", l_dp), ("grad_norm", norm),
+                               ("dp_update", max(float((p.detach() - b).abs().max()) for (_, p), b in zip(named, before)))):
+                    log[key].append(v)
+                continue
             if half:        # Algorithm 1 order: a proxy step on a balanced D_aux batch, then the LoRA step
                 za, ca, na, ta, member = _aux_rows(aux, half, gen, device, num_t, text_encoder, shard)
             with accelerator.autocast():
@@ -301,6 +325,9 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
         if diverged:
             break
         bar.set_postfix(loss=f"{np.mean(log['loss'][-steps_per_epoch:]):.4f}")
+        if epoch + 1 in tc.snapshot_epochs and accelerator.is_main_process:
+            lora.save(folder / "snapshots" / f"epoch_{epoch + 1:04d}" / "lora", accelerator.unwrap_model(unet),
+                      _unwrap(accelerator, text_encoder))
         if (epoch + 1) % checkpoint_every == 0 and epoch + 1 < tc.epochs:
             if accelerator.is_main_process:
                 _save_checkpoint(folder, accelerator.unwrap_model(unet), _unwrap(accelerator, text_encoder), opt,
@@ -319,9 +346,22 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
             "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
             "n_member": n, "diverged": diverged, "seconds_this_session": time.time() - started,
             "resumed_from_epoch": resumed_from, "mixed_precision": tc.mixed_precision, **extra,
+            **({"dp": {"epsilon_target": tc.dp_epsilon, "delta": tc.dp_delta, "clip": tc.dp_clip, "sample_rate": q,
+                       "noise_multiplier": sigma, "steps": tc.epochs * steps_per_epoch,
+                       "epsilon_spent": dp.spent_epsilon(sigma, tc.dp_delta, q, tc.epochs * steps_per_epoch)}}
+               if dp_run else {}),
             **log})
     accelerator.wait_for_everyone()
     return folder
+
+
+def snapshots(run) -> dict[int, Path]:
+    """``{epoch: folder}`` of a run's LoRA snapshots (``snapshot_epochs``) plus its final LoRA at its last epoch;
+    every folder holds ``lora/`` and can be passed to ``evaluate.evaluate`` like a run."""
+    run = Path(run)
+    out = {int(p.name.split("_")[1]): p for p in sorted((run / "snapshots").glob("epoch_*"))}
+    out[paths.read_json(run / "train_log.json")["epochs"]] = run
+    return out
 
 
 def _unwrap(accelerator, model):

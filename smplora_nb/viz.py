@@ -367,3 +367,55 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     box = w.VBox([w.HBox(list(pick.values())), out])
     display(box)
     return box
+
+
+def attack_matrix(rows: dict, attacks, stat: str = "auc", title: str = "Attack AUC on D_te (95% bootstrap interval)"):
+    """Heatmap of ``rows[method][attack]`` = ``{stat: value, "ci": {stat: [lo, hi]}}``: colour = the value, text =
+    value and interval; a cell whose interval contains 0.5 (no attack success shown) is marked with "~"."""
+    methods = list(rows)
+    vals = np.array([[rows[m][a][stat] if a in rows[m] else np.nan for a in attacks] for m in methods], float)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.45 * len(attacks), 0.9 + 0.55 * len(methods)))
+    im = ax.imshow(vals, cmap="RdYlGn_r", vmin=0.3, vmax=1.0, aspect="auto")
+    for i, m in enumerate(methods):
+        for j, a in enumerate(attacks):
+            if a not in rows[m]:
+                continue
+            lo, hi = rows[m][a]["ci"][stat]
+            mark = "~" if lo <= 0.5 <= hi else ""
+            ax.text(j, i, f"{mark}{vals[i, j]:.2f}\n[{lo:.2f}, {hi:.2f}]", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(attacks)), attacks, rotation=20)
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_title(title + '; "~": interval contains 0.5', fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    return fig
+
+
+def frontier(curve: list, points: dict, x: str = "fid", y: str = "auc", ylabel: str = "AUC of the attack",
+             title: str = "Privacy vs image quality, against the early-stopping frontier"):
+    """``curve``: plain LoRA along training, ``[{"epoch": e, x: ., y: ., "lo": ., "hi": .}]`` (a line with epoch
+    labels); ``points``: ``{label: {x: ., y: ., "lo": ., "hi": ., "per_seed": [(x, y), ...]}}`` (markers with the
+    interval of ``y``). A defense helps only where it lies below-left of the line."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    cx, cy = [c[x] for c in curve], [c[y] for c in curve]
+    ax.errorbar(cx, cy, yerr=[[c[y] - c["lo"] for c in curve], [c["hi"] - c[y] for c in curve]], fmt="-s", ms=3,
+                color="0.45", ecolor="0.75", lw=1.5, capsize=2, label="LoRA along training (early stopping)")
+    for c in curve:
+        ax.annotate(f"ep {c['epoch']}", (c[x], c[y]), fontsize=6, color="0.3", xytext=(3, 3), textcoords="offset points")
+    for i, (label, p) in enumerate(points.items()):
+        color = f"C{i}"
+        for sx, sy in p.get("per_seed", []):
+            ax.scatter(sx, sy, s=10, color=color, alpha=0.4)
+        ax.errorbar(p[x], p[y], yerr=[[p[y] - p["lo"]], [p["hi"] - p[y]]], fmt="o", ms=7, color=color, capsize=3,
+                    label=label)
+    ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
+    xs = cx + [p[x] for p in points.values()]
+    log = min(xs) > 0 and max(xs) / min(xs) > 5
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{x.upper()} (lower = better images{'; log scale' if log else ''})")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6.5)
+    fig.tight_layout()
+    return fig

@@ -523,3 +523,17 @@ def test_caption_words_digits(digits):
     assert set(data.DIGIT_WORDS) <= set(words)
     assert {"a", "digit", "red", "green", "blue"} <= set(words)
     assert len(words) == 15
+
+
+def test_member_seed_redeals_the_private_images_and_keeps_public(digits):
+    small = dict(member_aux=20, member_te=20, nonmember_aux=20, nonmember_te=20, public=100)
+    a = data.make_splits(digits, _split(**small))
+    b = data.make_splits(digits, _split(**small, member_seed=7))
+    assert _ids(a)["public"] == _ids(b)["public"]                          # same base model
+    private = lambda s: sorted(i for name in data.PRIVATE for i in _ids(s)[name])   # noqa: E731
+    assert private(a) == private(b) and _counts(a) == _counts(b)
+    assert set(_ids(a)["member_aux"]) != set(_ids(b)["member_aux"])
+    assert _ids(b) == _ids(data.make_splits(digits, _split(**small, member_seed=7)))
+    data.check_disjoint(b)
+    with pytest.raises(ValueError, match="member_seed"):
+        data.make_splits(_people(), _split(**IDENTITY_50, member_seed=3))

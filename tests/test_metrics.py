@@ -80,3 +80,10 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
     chance = metrics.bootstrap_ci(rng.normal(size=400), rng.normal(size=400), n_boot=300)
     assert chance["auc"][0] < 0.5 < chance["auc"][1]
     assert metrics.bootstrap_ci(sm[:50], sn[:50], n_boot=20)["tpr_at_1pct_fpr"] is None   # < 100 non-members
+
+
+def test_frontier_gap():
+    curve = [(2.0, 0.55), (1.0, 0.70), (0.5, 0.90)]                      # (FID, AUC) along training
+    assert metrics.frontier_gap(curve, 1.2, 0.60) == pytest.approx(0.10)   # best reachable: 0.70 at FID 1.0
+    assert metrics.frontier_gap(curve, 2.5, 0.60) == pytest.approx(-0.05)  # early stopping reaches 0.55
+    assert metrics.frontier_gap(curve, 0.3, 0.60) is None                  # better images than any checkpoint

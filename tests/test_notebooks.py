@@ -25,6 +25,10 @@ CI_PARAMS = {
                              "hessian_every": 1, "hessian_iters": 3, "two_forward_seeds": 1},
     "05_ablations": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
                      "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_seeds": 1},
+    "06_stronger_attacks_and_baselines": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 3, "mlp_epochs": 3,
+                                          "hessian_every": 1, "hessian_iters": 3, "member_seeds": [1],
+                                          "dp_epsilons": [8.0], "dp_epochs": 1, "frontier_epochs": [1, 2],
+                                          "n_boot": 50},
 }
 NOTEBOOKS = runner.list_notebooks()
 
@@ -123,8 +127,34 @@ def check_05(m):
     assert sum("image/png" in o.get("data", {}) for o in explorer["outputs"]) == 2   # static view: ROC + samples
 
 
+def check_06(m):
+    stem = "06_stronger_attacks_and_baselines"
+    methods = ["LoRA", "LoRA early-stopped", "MP-LoRA", "SMP-LoRA", "DP-LoRA (eps 8)"]
+    attacks = ["loss_map_mlp", "loss", "pia", "pian", "secmi", "sima"]
+    assert set(m["matrix"]) == set(methods) and set(m["attacks"]) == set(attacks)
+    for method in methods:                                      # every method against every attack
+        assert set(m["matrix"][method]) == set(attacks) and np.isfinite(m["quality"][method]["fid"])
+        for a, r in m["matrix"][method].items():
+            lo, hi = r["ci"]["auc"]
+            assert 0 <= lo <= hi <= 1 and r["tpr_at_1pct_fpr"] is None and r["ci"]["tpr_at_1pct_fpr"] is None
+            assert r["ci"]["tpr_at_5pct_fpr"] is not None      # 24 non-members: 5% measurable, 1% not
+    for a, r in m["chosen_timesteps_on_aux"]["LoRA"].items():
+        assert a == "loss_map_mlp" or r in (1, 10, 50, 100, 200, 350, 500)
+    assert m["dp"]["dp_lora eps 8"]["epsilon_spent"] <= 8.0 + 1e-6
+    assert len(m["spread"]) == 5                                # seeds for 3 methods, member splits for 2
+    for a, f in m["frontier"].items():
+        assert [c["epoch"] for c in f["curve"]] == [1, 2, 3] and set(f["points"]) == set(methods)
+    assert m["strongest_threshold_attack_on_aux"] in attacks[1:]
+    assert len(m["claims"]) == 6 + 6 + 2 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    folder = paths.outputs_root() / stem
+    for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp", "frontier_threshold"):
+        assert (folder / f"{fig}.png").stat().st_size > 1000
+    assert (folder / "attack_matrix.csv").read_text().startswith("method,attack,auc")
+
+
 CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02,
-          "03_mp_lora_instability": check_03, "04_smp_lora_training": check_04, "05_ablations": check_05}
+          "03_mp_lora_instability": check_03, "04_smp_lora_training": check_04, "05_ablations": check_05,
+          "06_stronger_attacks_and_baselines": check_06}
 
 
 def test_every_notebook_has_ci_parameters_and_a_check():

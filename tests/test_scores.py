@@ -104,3 +104,17 @@ def test_scores_run_on_the_tiny_pipeline(tiny_setup):
     for attack in scores.ATTACKS:
         s = scores.score(pipe, batch, (20, 100), attack)
         assert s.shape == (6, 2) and np.isfinite(s).all()
+
+
+def test_audit_fits_on_aux_reports_intervals_and_is_cached(tiny_setup, monkeypatch):
+    from smplora_nb import scores as sc
+
+    _, _, splits, base = tiny_setup
+    out = sc.audit(base, None, splits, n_boot=50)
+    assert set(out) == set(sc.ATTACKS)
+    for attack, r in out.items():
+        assert r["chosen_on_aux"]["timestep"] in sc.CANDIDATES[attack]
+        assert r["ci"]["auc"][0] <= r["ci"]["auc"][1] and r["ci"]["tpr_at_1pct_fpr"] is None   # 6 non-members
+        assert len(r["scores_member"]) == 6 and len(r["scores_nonmember"]) == 6
+    monkeypatch.setattr(sc, "score", lambda *a, **k: pytest.fail("recomputed a cached audit"))
+    assert sc.audit_many(base, {"base": None}, splits, n_boot=50)["base"] == out

@@ -196,3 +196,20 @@ def test_lora_run_key_ignores_the_proxy_settings(tiny_setup):
     assert key == train.run_key(config.replace(cfg, lam=3.0, proxy_batch_size=8, proxy_feature="map"), splits, base)
     smp = config.replace(cfg, method="smp_lora")
     assert train.run_key(smp, splits, base) != train.run_key(config.replace(smp, lam=3.0), splits, base)
+
+
+def test_snapshots_for_the_early_stopping_frontier(tiny_setup):
+    from smplora_nb import config
+
+    cfg, _, splits, base = tiny_setup
+    scfg = config.replace(cfg, epochs=3, snapshot_epochs=(2, 1))
+    run = train.train(scfg, splits, base, progress=False)
+    snaps = train.snapshots(run)
+    assert sorted(snaps) == [1, 2, 3] and snaps[3] == run
+    w = {e: _weights(f) for e, f in snaps.items()}
+    assert w[1].keys() == w[3].keys() and not all(torch.equal(w[1][k], w[3][k]) for k in w[1])
+    plain = config.replace(scfg, snapshot_epochs=())
+    with pytest.raises(ValueError, match="snapshot_epochs"):
+        config.replace(scfg, snapshot_epochs=(3,))
+    assert train.run_key(scfg, splits, base) != train.run_key(plain, splits, base)
+    assert train.run_key(plain, splits, base) == train.run_key(config.replace(cfg, epochs=3), splits, base)
