@@ -52,17 +52,18 @@ def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: flo
     the interval is the central ``level`` mass of the resampled statistic. TPR@1%FPR is ``None`` ("not
     measurable") with fewer than 100 non-members, as in ``membership``.
     """
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import auc, roc_curve
 
     sm, sn = np.asarray(scores_member, float), np.asarray(scores_nonmember, float)
     rng = np.random.default_rng(seed)
     y = np.r_[np.ones(len(sm)), np.zeros(len(sn))]
     stats = {"auc": [], "tpr_at_1pct_fpr": [], "tpr_at_5pct_fpr": []}
-    for _ in range(n_boot):
+    for _ in range(n_boot):                        # one ROC curve per resample gives all three statistics
         s = np.r_[sm[rng.integers(0, len(sm), len(sm))], sn[rng.integers(0, len(sn), len(sn))]]
-        stats["auc"].append(roc_auc_score(y, s))
-        stats["tpr_at_1pct_fpr"].append(tpr_at_fpr(y, s, 0.01))
-        stats["tpr_at_5pct_fpr"].append(tpr_at_fpr(y, s, 0.05))
+        fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+        stats["auc"].append(auc(fpr, tpr))
+        for k, target in (("tpr_at_1pct_fpr", 0.01), ("tpr_at_5pct_fpr", 0.05)):   # as ``tpr_at_fpr``
+            stats[k].append(None if len(sn) * target < 1 else float(tpr[fpr <= target + 1e-12].max()))
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     out = {"level": level, "n_boot": n_boot}
     for k, v in stats.items():

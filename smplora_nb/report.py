@@ -93,6 +93,22 @@ def ablations(m: dict) -> list[str]:
     return out
 
 
+def attacks06(m: dict) -> list[str]:
+    """AUC [95% bootstrap interval] of every method against every attack (first seed), and the frontier gaps."""
+    names = {a: m["attacks"][a] for a in m.get("attack_order", m["attacks"])}        # the notebook's order
+    out = ["AUC on `D_te` [95% bootstrap interval], first seed; every knob fitted on `D_aux`. "
+           "Full table with TPR at low FPR: `06_stronger_attacks_and_baselines/attack_matrix.md`.", "",
+           "| method | " + " | ".join(names.values()) + " | FID |", "|---|" + "---:|" * (len(names) + 1)]
+    for method in m.get("method_order", m["matrix"]):
+        row = m["matrix"][method]
+        cells = [f"{row[a]['auc']:.2f} [{row[a]['ci']['auc'][0]:.2f}, {row[a]['ci']['auc'][1]:.2f}]" for a in names]
+        out.append(f"| {method} | " + " | ".join(cells) + f" | {_f(m['quality'][method]['fid'], 2)} |")
+    for a, f in m["frontier"].items():
+        gaps = ", ".join(f"{g} {_f(v)}" for g, v in f["gap"].items())
+        out += ["", f"Frontier gap for {names[a]} (positive: beyond LoRA stopped early at equal quality): {gaps}."]
+    return out
+
+
 def write(root: Path | None = None, command: str = "") -> Path:
     """Assemble ``outputs/REPORT.md`` from the notebooks' outputs under ``root`` and return its path."""
     root = Path(root) if root else paths.outputs_root()
@@ -124,6 +140,9 @@ def write(root: Path | None = None, command: str = "") -> Path:
     m05 = found.get("05_ablations", {}).get("metrics")
     if m05:
         lines += ["", "## Ablations (notebook 05)", ""] + ablations(m05)
+    m06 = found.get("06_stronger_attacks_and_baselines", {}).get("metrics")
+    if m06:
+        lines += ["", "## Other attacks, DP-LoRA and the early-stopping frontier (notebook 06)", ""] + attacks06(m06)
     lines += ["", "## Figures", ""]
     for stem, d in found.items():
         if d["figures"]:

@@ -73,40 +73,61 @@ def score(model, batch, timesteps, attack: str = "loss", seed: int = 0, stride: 
     unet, scheduler = _parts(model)
     z0_all, cond_all = batch
     n_t = scheduler.config.num_train_timesteps
-    if any(not 0 <= int(t) < n_t for t in timesteps):
-        raise ValueError(f"timesteps must lie in [0, {n_t - 1}], got {list(timesteps)}")
+    timesteps = [int(t) for t in timesteps]
+    if any(not 0 <= t < n_t for t in timesteps):
+        raise ValueError(f"timesteps must lie in [0, {n_t - 1}], got {timesteps}")
+    noise = [torch.randn(z0_all.shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + k * 1009))
+             for k in range(len(timesteps))] if attack == "loss" else None
     out = np.zeros((len(z0_all), len(timesteps)))
-    for k, t in enumerate(int(t) for t in timesteps):
-        noise = torch.randn(z0_all.shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + k * 1009))
-        for i in range(0, len(z0_all), batch_size):
-            z0, cond = z0_all[i:i + batch_size].float(), cond_all[i:i + batch_size]
-            out[i:i + len(z0), k] = _one(unet, scheduler, z0, cond, t, attack, noise[i:i + batch_size].to(z0.device),
-                                         stride).cpu().numpy()
+    for i in range(0, len(z0_all), batch_size):
+        z0, cond = z0_all[i:i + batch_size].float(), cond_all[i:i + batch_size]
+        if attack == "loss":
+            cols = [_loss(unet, scheduler, z0, cond, t, noise[k][i:i + batch_size].to(z0.device))
+                    for k, t in enumerate(timesteps)]
+        elif attack in ("pia", "pian"):
+            cols = _pia(unet, scheduler, z0, cond, timesteps, attack == "pian")
+        elif attack == "sima":
+            cols = [-_mean_pow(_eps(unet, z0, t, cond), 4) for t in timesteps]
+        else:
+            cols = _secmi(unet, scheduler, z0, cond, timesteps, stride)
+        out[i:i + len(z0)] = torch.stack(cols, 1).cpu().numpy()
     return out
 
 
-def _one(unet, scheduler, z0, cond, t: int, attack: str, noise, stride: int) -> torch.Tensor:
+def _loss(unet, scheduler, z0, cond, t: int, noise) -> torch.Tensor:
     ab = _abar(scheduler, t, z0.device)
-    if attack == "loss":
-        z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
-        return -_mean_pow(noise - _eps(unet, z_t, t, cond), 2)
-    if attack in ("pia", "pian"):
-        eps0 = _eps(unet, z0, 0, cond)
-        if attack == "pian":
-            flat = eps0.flatten(1)
-            eps0 = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).view_as(eps0)
-        z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * eps0
-        return -_mean_pow(_eps(unet, z_t, t, cond) - eps0, 4)
-    if attack == "sima":
-        return -_mean_pow(_eps(unet, z0, t, cond), 4)
-    # secmi: invert -1 -> ... -> t on a stride grid, then down one stride and back up
-    grid = [-1] + list(range(t % stride, t + 1, stride))                 # clean end, ..., t - stride, t
-    z = z0
-    for a, b in zip(grid, grid[1:]):
-        z = ddim_step(unet, scheduler, z, a, b, cond)
-    below = grid[-2]
-    back = ddim_step(unet, scheduler, ddim_step(unet, scheduler, z, t, below, cond), below, t, cond)
-    return -_mean_pow(z - back, 2)
+    z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
+    return -_mean_pow(noise - _eps(unet, z_t, t, cond), 2)
+
+
+def _pia(unet, scheduler, z0, cond, timesteps, normalize: bool) -> list:
+    eps0 = _eps(unet, z0, 0, cond)                                   # one query at t = 0, shared by every t
+    if normalize:
+        flat = eps0.flatten(1)
+        eps0 = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).view_as(eps0)
+    cols = []
+    for t in timesteps:
+        ab = _abar(scheduler, t, z0.device)
+        cols.append(-_mean_pow(_eps(unet, ab.sqrt() * z0 + (1 - ab).sqrt() * eps0, t, cond) - eps0, 4))
+    return cols
+
+
+def _secmi(unet, scheduler, z0, cond, timesteps, stride: int) -> list:
+    """Invert once along the stride grid of each timestep's residue (t mod stride), keep z~_t at every requested
+    t, then one DDIM step down and back up from each."""
+    cols = {}
+    for r in sorted({t % stride for t in timesteps}):
+        want = [t for t in timesteps if t % stride == r]
+        grid = [-1] + list(range(r, max(want) + 1, stride))          # clean end, r, r + stride, ..., max t
+        z, states = z0, {}
+        for a, b in zip(grid, grid[1:]):
+            z = ddim_step(unet, scheduler, z, a, b, cond)
+            states[b] = (a, z)                                       # z~_b and the grid point below it
+        for t in want:
+            below, z_t = states[t]
+            back = ddim_step(unet, scheduler, ddim_step(unet, scheduler, z_t, t, below, cond), below, t, cond)
+            cols[t] = -_mean_pow(z_t - back, 2)
+    return [cols[t] for t in timesteps]
 
 
 @dataclass

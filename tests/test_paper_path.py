@@ -292,3 +292,23 @@ def test_gpu_steps_benchmark_runs_on_cpu_at_small_size(monkeypatch, tmp_path):
 
     out = gpu_steps.main(["--small", "--mixed-precision", "no"])
     assert set(out) == {"lora", "smp_lora"} and all(r["steps_per_s"] > 0 for r in out.values())
+
+
+def test_hub_dataset_columns_without_network(monkeypatch):
+    """``hub:ID`` (the Pokemon mirror's columns: image, en_text, zh_text) through a stand-in ``datasets`` module."""
+    import types
+
+    rows = [{"image": Image.new("RGB", (30, 20), (i * 50, 0, 0)), "en_text": f"a pokemon {i}", "zh_text": "x"}
+            for i in range(3)]
+
+    class Fake(list):
+        column_names = ["image", "en_text", "zh_text"]
+
+    fake = types.SimpleNamespace(load_dataset=lambda repo, split: Fake(rows))
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    items = data.load_dataset(f"hub:{data.POKEMON_HUB_ID}", 16, caption_prefix="pokemon, ")
+    assert [it.caption for it in items] == [f"pokemon, a pokemon {i}" for i in range(3)]
+    assert all(it.image.shape == (16, 16, 3) for it in items)
+    Fake.column_names = ["image", "label"]
+    with pytest.raises(ValueError, match="en_text"):
+        data.load_dataset("hub:someone/other", 16)

@@ -91,6 +91,21 @@ def test_report_puts_results_next_to_the_paper(tmp_path):
     assert "[privacy_utility](05_ablations/privacy_utility.png)" in text
 
 
+def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
+    root = tmp_path / "out"
+    r = lambda v: {"auc": v, "ci": {"auc": [v - 0.1, v + 0.1]}}           # noqa: E731
+    paths.write_json(root / "06_stronger_attacks_and_baselines" / "metrics.json", {
+        "profile": "tiny", "attacks": {"sima": "SimA", "loss": "Loss@t"}, "attack_order": ["sima", "loss"],
+        "method_order": ["LoRA", "DP-LoRA (eps 1)"], "matrix": {"LoRA": {"sima": r(0.7), "loss": r(0.6)},
+                                                                "DP-LoRA (eps 1)": {"sima": r(0.5), "loss": r(0.55)}},
+        "quality": {"LoRA": {"fid": 1.2}, "DP-LoRA (eps 1)": {"fid": 3.4}},
+        "frontier": {"loss": {"gap": {"LoRA": 0.0, "DP-LoRA (eps 1)": None}}}, "claims": []})
+    text = report.write(root).read_text()
+    assert "| method | SimA | Loss@t | FID |" in text
+    assert text.index("| LoRA | 0.70 [0.60, 0.80] | 0.60 [0.50, 0.70] | 1.20 |") < text.index("| DP-LoRA (eps 1) |")
+    assert "Frontier gap for Loss@t" in text
+
+
 SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "24", "-p", "member_te", "24",
          "-p", "nonmember_aux", "24", "-p", "nonmember_te", "24", "-p", "epochs", "8", "-p", "mlp_epochs", "3",
          "-p", "hessian_every", "0", "-p", "lams", "[1.0, 0.1]", "-p", "lr_factors", "[1.0]",
