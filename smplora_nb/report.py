@@ -103,9 +103,11 @@ def attacks06(m: dict) -> list[str]:
         row = m["matrix"][method]
         cells = [f"{row[a]['auc']:.2f} [{row[a]['ci']['auc'][0]:.2f}, {row[a]['ci']['auc'][1]:.2f}]" for a in names]
         out.append(f"| {method} | " + " | ".join(cells) + f" | {_f(m['quality'][method]['fid'], 2)} |")
-    for a, f in m["frontier"].items():
-        gaps = ", ".join(f"{g} {_f(v)}" for g, v in f["gap"].items())
-        out += ["", f"Frontier gap for {names[a]} (positive: beyond LoRA stopped early at equal quality): {gaps}."]
+    for a, by_utility in m["frontier"].items():
+        for u, f in by_utility.items():
+            gaps = ", ".join(f"{g} {_f(v)}" for g, v in f["gap"].items())
+            out += ["", f"Frontier gap for {names[a]}, utility {u} (positive: beyond LoRA stopped early at equal "
+                        f"or better utility): {gaps}."]
     return out
 
 

@@ -392,7 +392,8 @@ def attack_matrix(rows: dict, attacks, stat: str = "auc", title: str = "Attack A
 
 
 def frontier(curve: list, points: dict, x: str = "fid", y: str = "auc", ylabel: str = "AUC of the attack",
-             title: str = "Privacy vs image quality, against the early-stopping frontier"):
+             title: str = "Privacy vs image quality, against the early-stopping frontier",
+             xlabel: str = "FID (lower = better images)"):
     """``curve``: plain LoRA along training, ``[{"epoch": e, x: ., y: ., "lo": ., "hi": .}]`` (a line with epoch
     labels); ``points``: ``{label: {x: ., y: ., "lo": ., "hi": ., "per_seed": [(x, y), ...]}}`` (markers with the
     interval of ``y``). A defense helps only where it lies below-left of the line."""
@@ -413,7 +414,7 @@ def frontier(curve: list, points: dict, x: str = "fid", y: str = "auc", ylabel: 
     log = min(xs) > 0 and max(xs) / min(xs) > 5
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(f"{x.upper()} (lower = better images{'; log scale' if log else ''})")
+    ax.set_xlabel(xlabel + ("; log scale" if log else ""))
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6.5)

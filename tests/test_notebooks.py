@@ -129,7 +129,7 @@ def check_05(m):
 
 def check_06(m):
     stem = "06_stronger_attacks_and_baselines"
-    methods = ["LoRA", "LoRA early-stopped", "MP-LoRA", "SMP-LoRA", "DP-LoRA (eps 8)"]
+    methods = ["base model (no LoRA)", "LoRA", "LoRA early-stopped", "MP-LoRA", "SMP-LoRA", "DP-LoRA (eps 8)"]
     attacks = ["loss_map_mlp", "loss", "pia", "pian", "secmi", "sima"]
     assert set(m["matrix"]) == set(methods) and set(m["attacks"]) == set(attacks)
     for method in methods:                                      # every method against every attack
@@ -142,12 +142,16 @@ def check_06(m):
         assert a == "loss_map_mlp" or r in (1, 10, 50, 100, 200, 350, 500)
     assert m["dp"]["dp_lora eps 8"]["epsilon_spent"] <= 8.0 + 1e-6
     assert len(m["spread"]) == 5                                # seeds for 3 methods, member splits for 2
-    for a, f in m["frontier"].items():
-        assert [c["epoch"] for c in f["curve"]] == [1, 2, 3] and set(f["points"]) == set(methods)
+    for a, by_utility in m["frontier"].items():
+        assert set(by_utility) == {"fid", "nonmember_loss"}
+        for f in by_utility.values():
+            assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == set(methods[1:])
     assert m["strongest_threshold_attack_on_aux"] in attacks[1:]
-    assert len(m["claims"]) == 6 + 6 + 2 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert len(m["claims"]) == 6 + 6 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert m["quality"]["base model (no LoRA)"]["nonmember_loss"] > 0
     folder = paths.outputs_root() / stem
-    for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp", "frontier_threshold"):
+    for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_nonmember_loss",
+                "frontier_threshold_fid", "frontier_threshold_nonmember_loss"):
         assert (folder / f"{fig}.png").stat().st_size > 1000
     assert (folder / "attack_matrix.csv").read_text().startswith("method,attack,auc")
 

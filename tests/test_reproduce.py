@@ -99,11 +99,11 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
         "method_order": ["LoRA", "DP-LoRA (eps 1)"], "matrix": {"LoRA": {"sima": r(0.7), "loss": r(0.6)},
                                                                 "DP-LoRA (eps 1)": {"sima": r(0.5), "loss": r(0.55)}},
         "quality": {"LoRA": {"fid": 1.2}, "DP-LoRA (eps 1)": {"fid": 3.4}},
-        "frontier": {"loss": {"gap": {"LoRA": 0.0, "DP-LoRA (eps 1)": None}}}, "claims": []})
+        "frontier": {"loss": {"fid": {"gap": {"LoRA": 0.0, "DP-LoRA (eps 1)": None}}}}, "claims": []})
     text = report.write(root).read_text()
     assert "| method | SimA | Loss@t | FID |" in text
     assert text.index("| LoRA | 0.70 [0.60, 0.80] | 0.60 [0.50, 0.70] | 1.20 |") < text.index("| DP-LoRA (eps 1) |")
-    assert "Frontier gap for Loss@t" in text
+    assert "Frontier gap for Loss@t, utility fid" in text
 
 
 SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "24", "-p", "member_te", "24",
