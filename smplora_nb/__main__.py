@@ -68,14 +68,12 @@ def _train(profile: str, params: dict) -> int:
     """One run of ``config.make(profile, **params)``; every process of an ``accelerate launch`` runs this."""
     import json
 
-    import torch.distributed as dist
+    import torch
     from accelerate import PartialState
 
     from . import config, data, models, paths, train
 
     cfg = config.make(profile, **params)
-    import torch
-
     state = PartialState(cpu=not torch.cuda.is_available())
     items, splits = data.prepare(cfg)
     with state.main_process_first():                     # one process builds (or converts) the base model
@@ -86,8 +84,7 @@ def _train(profile: str, params: dict) -> int:
         print(json.dumps({"run": str(folder), "steps": log["steps"], "processes": log.get("processes", 1),
                           "proxy_consistent": log.get("proxy_consistent"),
                           "lora_consistent": log.get("lora_consistent")}), flush=True)
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()                     # a clean exit (gloo aborts at teardown otherwise)
+    state.destroy_process_group()                        # a clean exit (gloo aborts at teardown otherwise)
     return 0
 
 

@@ -133,18 +133,12 @@ class LossAtT:
 
 
 def fit_loss_at_t(maps_member: torch.Tensor, maps_nonmember: torch.Tensor, timesteps=TIMESTEPS) -> LossAtT:
-    """Loss@t: choose t by AUC on D_aux, then the threshold by balanced accuracy on D_aux."""
-    from sklearn.metrics import roc_auc_score
+    """Loss@t: choose t by AUC on D_aux, then the threshold by balanced accuracy on D_aux (``scores.fit``)."""
+    from . import scores
 
-    y = np.r_[np.ones(len(maps_member)), np.zeros(len(maps_nonmember))]
-    aucs = {}
-    for k, t in enumerate(timesteps):
-        s = -torch.cat([maps_member[:, k], maps_nonmember[:, k]]).flatten(1).mean(1).numpy()
-        aucs[int(t)] = float(roc_auc_score(y, s))
-    k = int(np.argmax(list(aucs.values())))
-    att = LossAtT(k, int(timesteps[k]), 0.0, aucs)
-    att.threshold = best_threshold(att.score(maps_member), att.score(maps_nonmember))
-    return att
+    per_t = lambda maps: -maps.flatten(2).mean(2).numpy()               # noqa: E731  (N, K) scores
+    fitted = scores.fit("loss_at_t", timesteps, per_t(maps_member), per_t(maps_nonmember))
+    return LossAtT(fitted.column, fitted.timestep, fitted.threshold, fitted.aux_auc)
 
 
 def probe(parts, splits, noise_seed: int = 0, source=None) -> dict[str, dict[str, torch.Tensor]]:

@@ -260,11 +260,7 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
             raise ValueError(f"the split needs {need} private images ({sizes}), but the dataset has only "
                              f"{len(pool)} distinct images")
         order = [pool[i] for i in rng.permutation(len(pool))]
-        sets, start = {}, 0
-        for name in PRIVATE:
-            sets[name] = order[start:start + sizes[name]]
-            start += sizes[name]
-        rest = order[start:]
+        sets, rest = _deal(order, sizes), order[sum(sizes.values()):]
     if split.public > len(rest):
         raise ValueError(f"the split needs {split.public} public images, but only {len(rest)} remain after "
                          f"{sum(sizes.values())} private images")
@@ -275,11 +271,17 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
         if split.identity_aware:
             raise ValueError("member_seed re-deals a random split; identity-aware splits vary with split_seed")
         private = [it for name in PRIVATE for it in sets[name]]
-        order = [private[i] for i in np.random.default_rng(split.member_seed).permutation(len(private))]
-        start = 0
-        for name in PRIVATE:
-            sets[name], start = order[start:start + sizes[name]], start + sizes[name]
+        sets.update(_deal([private[i] for i in np.random.default_rng(split.member_seed).permutation(len(private))],
+                          sizes))
     return {name: sets[name] for name in SETS}
+
+
+def _deal(order: list[Item], sizes: dict[str, int]) -> dict[str, list[Item]]:
+    """The private sets, in ``PRIVATE`` order, as consecutive slices of ``order``."""
+    out, start = {}, 0
+    for name in PRIVATE:
+        out[name], start = order[start:start + sizes[name]], start + sizes[name]
+    return out
 
 
 def _given_split(pool: list[Item]) -> dict[str, list[Item]]:

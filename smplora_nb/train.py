@@ -36,16 +36,16 @@ from . import defense, diagnostics, dp, losses, lora, models, parallel, paths
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
 PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
                 "proxy_feature")                  # TrainConfig fields read only by mp_lora and smp_lora
+LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
+            "proxy_acc", "hessian", "dp_update")
+DP_ONLY = ("dp_epsilon", "dp_delta", "dp_clip")      # TrainConfig fields read only by dp_lora
+
+
 def world_size() -> int:
     """Processes of this run (``accelerate launch`` / torchrun set ``WORLD_SIZE``); 1 in notebooks."""
     import os
 
     return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
-            "proxy_acc", "hessian", "dp_update")
-DP_ONLY = ("dp_epsilon", "dp_delta", "dp_clip")      # TrainConfig fields read only by dp_lora
 
 
 def run_folder(cfg, splits, base) -> Path:
@@ -57,6 +57,7 @@ def run_key(cfg, splits, base) -> str:
     """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
     members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
     train_cfg = dict(vars(cfg.train))
+    train_cfg.pop("gradient_checkpointing")              # recomputes the same numbers: not part of the key
     if cfg.train.method in ("lora", "dp_lora"):          # the proxy's settings cannot change these runs
         for name in PRIVATE_ONLY:
             train_cfg.pop(name)
@@ -70,8 +71,6 @@ def run_key(cfg, splits, base) -> str:
            "objective": OBJECTIVE_VERSION}
     if world_size() > 1 and cfg.train.method != "lora":    # private objectives are averaged per process slice
         key["processes"] = world_size()
-    for name in ("gradient_checkpointing",):              # recomputes the same numbers: not part of the key
-        key["train"].pop(name, None)
     return paths.config_hash(key)
 
 
