@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/gpu_steps.py [--mixed-precision bf16] [--small]``. Builds an untrained model with the
 architecture of SD v1.5 at a middle size (U-Net widths 128/256/512, 4x32x32 latents from 128 px images, CLIP text
 width 256; SD v1.5 is 320..1280 wide with 4x64x64 latents), LoRA rank 64 / alpha 32 on the attention projections as in
-the paper, and trains each method for a few epochs through the package's own loop (``train.train``), on the digits
+the paper, and trains each method for a few epochs through the package's own loop (``runs.train``), on the digits
 rendered at 128 px. No download is needed, so it runs on an offline GPU machine. Prints steps/s, the ratio to LoRA
 and the peak memory that torch allocated on the GPU. ``--small`` shrinks everything so that the script can be
 checked on a CPU in seconds (tests).
@@ -16,7 +16,7 @@ import tempfile
 
 import torch
 
-from smplora_nb import config, data, models, paths, train
+from smplora_nb import config, data, models, paths, runs
 
 MID = dict(resolution=128, unet_channels=(128, 256, 512), text_dim=256, vae_channels=(32, 64, 64), public=200,
            member_aux=100, member_te=100, nonmember_aux=100, nonmember_te=100, batch_size=8, epochs=3)
@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
     os.environ.setdefault(paths.ENV_VAR, tempfile.mkdtemp(prefix="gpu_steps_"))
     sizes = SMALL if args.small else MID
     cfg = config.make("tiny", **sizes, vae_steps=0, pretrain_steps=0, lora_targets="attention", lora_rank=64,
-                      lora_alpha=32.0, proxy_feature="map", proxy_batch_size=sizes["batch_size"],
+                      lora_alpha=32.0, proxy_feature="paper", proxy_batch_size=sizes["batch_size"],
                       mixed_precision=args.mixed_precision)
     items, splits = data.prepare(cfg)
     base = models.base_model(cfg, splits, items)                  # untrained: speed and memory do not care
@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        log = paths.read_json(train.train(config.replace(cfg, **overrides), splits, base, progress=False)
+        log = paths.read_json(runs.train(config.replace(cfg, **overrides), splits, base, progress=False)
                               / "train_log.json")
         out[name] = {"steps_per_s": log["steps"] / log["seconds_this_session"],
                      "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}

@@ -17,12 +17,12 @@ import argparse
 import os
 import tempfile
 
-from smplora_nb import config, data, models, paths, train
+from smplora_nb import config, data, models, paths, runs
 
 VARIANTS = {"lora": {},
             "mp_lora": {"method": "mp_lora"},
-            "smp_lora (paper's map feature)": {"method": "smp_lora", "proxy_feature": "map"},
-            "smp_lora (two forwards, map)": {"method": "smp_lora", "proxy_feature": "map", "two_forwards": True},
+            "smp_lora (paper's raw-map feature)": {"method": "smp_lora", "proxy_feature": "paper"},
+            "smp_lora (two forwards, raw map)": {"method": "smp_lora", "proxy_feature": "paper", "two_forwards": True},
             "smp_lora (calibrated feature)": {"method": "smp_lora", "proxy_feature": "calibrated"},
             "smp_lora (two forwards, calibrated)": {"method": "smp_lora", "proxy_feature": "calibrated",
                                                     "two_forwards": True}}
@@ -46,7 +46,7 @@ def main() -> None:
     for _ in range(args.repeats):
         os.environ[paths.ENV_VAR] = tempfile.mkdtemp(prefix="step_cost_")  # runs go to a throwaway folder
         for name, overrides in VARIANTS.items():
-            log = paths.read_json(train.train(config.replace(cfg, **overrides), splits, base, progress=False)
+            log = paths.read_json(runs.train(config.replace(cfg, **overrides), splits, base, progress=False)
                                   / "train_log.json")
             per_step[name] = min(per_step[name], log["seconds_this_session"] / log["steps"])
     import torch

@@ -71,14 +71,14 @@ def _train(profile: str, params: dict) -> int:
     import torch
     from accelerate import PartialState
 
-    from . import config, data, models, paths, train
+    from . import config, data, models, paths, runs
 
     cfg = config.make(profile, **params)
     state = PartialState(cpu=not torch.cuda.is_available())
     items, splits = data.prepare(cfg)
     with state.main_process_first():                     # one process builds (or converts) the base model
         base = models.base_model(cfg, splits, items)
-    folder = train.train(cfg, splits, base)
+    folder = runs.train(cfg, splits, base)
     if state.is_main_process:
         log = paths.read_json(folder / "train_log.json")
         print(json.dumps({"run": str(folder), "steps": log["steps"], "processes": log.get("processes", 1),

@@ -76,12 +76,14 @@ class TrainConfig:
     text_encoder_lr: float = 0.0     # text-encoder LoRA learning rate; 0 = U-Net only (official code: 1e-5)
     proxy_lr: float = 1e-3           # proxy attack learning rate (paper eta1: 1e-5)
     proxy_weight_decay: float = 1e-4  # proxy attack Adam weight decay (official code: 1e-4)
-    lam: float = 0.05                # privacy weight lambda (paper App. F: 0.05)
+    lam: float = 0.05                # privacy weight lambda (paper App. F: 0.05; the released SMP-LoRA-*.sh
+                                     # scripts pass alpha = 1, beta = 1, i.e. lam = 1.0: -p lam 1.0 reproduces them)
     delta: float = 1e-5              # SMP-LoRA denominator offset delta (paper: 1e-5)
     k_steps: int = 1                 # proxy updates per LoRA step (official code: 1)
     proxy_batch_size: int = 16       # proxy batch: half member_aux, half nonmember_aux (official code: 1 + 1)
     two_forwards: bool = False       # MI gain from a second U-Net forward with fresh noise and t (official code)
-    proxy_feature: str = "map"       # proxy input: "map" (log loss map) or "calibrated" (log map - log base map)
+    proxy_feature: str = "paper"     # proxy input: "paper" (the raw loss map, as the paper), "log_map" (log map +
+                                     # timestep embedding) or "calibrated" (log map - log base map + embedding)
     hessian_every: int = 0           # Hessian top-eigenvalue diagnostic every N steps; 0 = off (paper: 100)
     hessian_iters: int = 50          # power iterations per Hessian estimate (paper: 50, tolerance 1e-6)
     grad_clip: float = 0.0           # clip the LoRA gradient's total norm to this value; 0 = off (code: 1.0)
@@ -120,11 +122,13 @@ PROFILES: dict[str, dict] = {
     # LoRA still leaks clearly (notebook 02)
     "tiny": dict(member_aux=50, member_te=58, nonmember_aux=50, nonmember_te=50, lora_targets="all",
                  lr=3e-3, epochs=90, proxy_feature="calibrated", lam=1.0, proxy_batch_size=32),
+    # paper: lam 0.05 as App. F (the paper's numbers come from it); the released SMP-LoRA-*.sh scripts pass
+    # alpha = 1, beta = 1 instead, which is lam = 1.0 here (-p lam 1.0 reproduces the scripts)
     "paper": dict(
         resolution=512, caption_prefix="", public=0, split_seed=1337,
         base=SD15_HUB_ID, lora_rank=64, lora_alpha=32.0, lr=1e-4, text_encoder_lr=1e-5, proxy_lr=1e-5,
         lam=0.05, batch_size=1, epochs=400, seed=1337, mixed_precision="fp16", proxy_batch_size=2, grad_clip=1.0,
-        sample_steps=50, guidance_scale=7.5, split_preset="pokemon",
+        sample_steps=50, guidance_scale=7.5, split_preset="pokemon", proxy_feature="paper",
     ),
 }
 # colab: the paper profile on one 16 GB T4 (no bf16 there), 20 of the paper's 400 epochs
@@ -163,7 +167,7 @@ RANGES = {
     "grad_clip": (0.0, INF), "batch_size": (1, INF),
     "epochs": (1, INF), "dp_epsilon": (1e-3, 1e3), "dp_delta": (1e-12, 0.1), "dp_clip": (1e-6, INF),
 }
-CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
+CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("paper", "log_map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "member_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
@@ -200,6 +204,9 @@ def make(profile: str = "tiny", **overrides) -> Config:
 
 
 def _check(name: str, value) -> None:
+    if name == "proxy_feature" and value == "map":
+        raise ValueError("proxy_feature 'map' was renamed: 'log_map' is the log loss map + timestep embedding it "
+                         "meant; 'paper' is the paper's raw loss map")
     if name in CHOICES and value not in CHOICES[name]:
         raise ValueError(f"{name} must be one of {list(CHOICES[name])}, got {value!r}")
     if name in INTEGERS and (isinstance(value, bool) or not isinstance(value, int)):

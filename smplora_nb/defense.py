@@ -1,22 +1,23 @@
-"""MP-LoRA and SMP-LoRA: the proxy attack trained inside the loop (arXiv 2402.11989, Algorithm 1).
+"""The proxy attack of MP-LoRA and SMP-LoRA and its input features (arXiv 2402.11989, Algorithm 1).
 
-Per LoRA step, with a proxy attack h (the same MLP as the evaluation attack, ``attack.LossMapMLP``):
+The proxy h is the same MLP as the evaluation attack (``attack.LossMapMLP``). Per LoRA step (``methods``):
 
 1. ``k_steps`` proxy updates on balanced batches of member_aux and nonmember_aux (loss maps without gradient into
    the U-Net): maximise G, i.e. minimise the cross-entropy (Adam, lr ``proxy_lr``, weight decay
-   ``proxy_weight_decay``). The first batch rides in the LoRA step's own U-Net forward (``train.py``).
-2. LoRA update on a D_tr batch: L = L_ada + lam * G (``mp_lora``) or L_ada / (1 - lam * G + delta) (``smp_lora``),
-   where G = mean log h(l) over the (all-member) batch and l is the loss map of the *same* forward that gives
-   L_ada (one forward; the official code draws fresh noise and t for a second forward, kept as ``two_forwards``).
-   Gradients flow through l into the LoRA weights; h is held fixed.
+   ``proxy_weight_decay``);
+2. the LoRA step reads G = mean log h(feature(l)) on the all-member D_tr batch through h held fixed.
 
-(The official code runs step 2 before step 1; the paper's Algorithm 1 runs them in this order.)
+The proxy's input, ``proxy_feature``:
 
-The proxy's feature is the flattened log loss map of one draw **plus a sinusoidal embedding of its timestep**, and
-with ``proxy_feature="calibrated"`` (the ``tiny`` default) the log map minus the frozen base model's log map at the
-same t and noise. A raw map at a random t is mostly noise at the tiny scale (the paper's exact feature reads at
-chance there, notebook 02), and a proxy at chance cannot defend. Knowing t and the public base model is within the
-paper's white-box threat model (the attacker computes the adapted model's loss; the base model is public).
+* ``"paper"``      the paper's and the official code's input: the raw flattened per-element squared-error map l
+                   (4 x 64 x 64 = 16,384 values at 512 px), nothing else. The ``paper`` and ``colab`` profiles.
+* ``"log_map"``    log(l + 1e-6) flattened, plus a sinusoidal embedding of the timestep t. The log changes the
+                   privacy gradient itself (d log l = dl / l).
+* ``"calibrated"`` log l - log l_base plus the timestep embedding, l_base being the frozen public base model's map
+                   at the same t and noise: the per-image difficulty and the timestep's scale cancel, leaving what
+                   LoRA changed (the ``tiny`` default: a raw map at a random t is mostly noise at the tiny scale,
+                   notebook 02, and a proxy at chance cannot defend). Knowing t and the public base model is within
+                   the paper's white-box threat model.
 """
 from __future__ import annotations
 
@@ -36,12 +37,19 @@ def timestep_embedding(t: torch.Tensor, dim: int = T_EMBED) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
-def proxy_features(maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-    """[log loss map, timestep embedding]: (B, 4, h, w), (B,) -> (B, 4*h*w + T_EMBED).
+FEATURES = ("paper", "log_map", "calibrated")
 
-    With ``ref`` (the frozen base model's loss map at the same t and noise, ``proxy_feature="calibrated"``) the map
-    is log l - log l_base: the per-image difficulty and the timestep's scale cancel, leaving what LoRA changed.
-    """
+
+def proxy_features(feature: str, maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+    """The proxy's input for a batch of loss maps (B, 4, h, w) at timesteps t (B,), see the module docstring:
+    ``"paper"`` (B, 4*h*w); ``"log_map"`` and ``"calibrated"`` (B, 4*h*w + T_EMBED). ``ref`` (the base model's maps
+    at the same t and noise) is required by ``"calibrated"`` and refused by the others."""
+    if (ref is not None) != (feature == "calibrated"):
+        raise ValueError(f"proxy_feature {feature!r} {'needs' if ref is None else 'takes no'} reference maps")
+    if feature == "paper":
+        return maps.float().flatten(1)
+    if feature not in FEATURES:
+        raise ValueError(f"proxy_feature must be one of {list(FEATURES)}, got {feature!r}")
     logs = torch.log(maps.float() + 1e-6)
     if ref is not None:
         logs = logs - torch.log(ref.float() + 1e-6)
@@ -51,8 +59,9 @@ def proxy_features(maps: torch.Tensor, t: torch.Tensor, ref: torch.Tensor | None
 class Proxy:
     """The proxy attack h and its optimiser (paper: Adam lr 1e-5, weight decay 1e-4)."""
 
-    def __init__(self, map_dim: int, lr: float, weight_decay: float, device="cpu"):
-        self.model = attack.LossMapMLP(map_dim + T_EMBED).to(device)
+    def __init__(self, feature: str, map_dim: int, lr: float, weight_decay: float, device="cpu"):
+        self.feature = feature
+        self.model = attack.LossMapMLP(map_dim + (0 if feature == "paper" else T_EMBED)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.net = self.model                                            # what ``update`` trains through
 
@@ -68,7 +77,7 @@ class Proxy:
         self.model.eval()                                                # no dropout noise in the LoRA objective
         self.model.requires_grad_(False)
         with torch.autocast(maps.device.type, enabled=False):
-            logits = self.model(proxy_features(maps, t, ref))            # (B, 2)
+            logits = self.model(proxy_features(self.feature, maps, t, ref))            # (B, 2)
         self.model.requires_grad_(True)
         return losses.mi_gain(logits, torch.ones(len(maps), dtype=torch.bool, device=maps.device))
 
@@ -76,20 +85,9 @@ class Proxy:
         """One ascent step on G (= descent on the cross-entropy) on a balanced batch; returns h's accuracy on it."""
         self.model.train()
         with torch.autocast(maps.device.type, enabled=False):
-            logits = self.net(proxy_features(maps.detach(), t, ref))     # (B, 2)
+            logits = self.net(proxy_features(self.feature, maps.detach(), t, ref))     # (B, 2)
         loss = -losses.mi_gain(logits, member)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         return (logits.argmax(1) == member.long()).float().mean().item()
-
-
-def objective(method: str, l_ada: torch.Tensor, gain: torch.Tensor | None, lam: float, delta: float) -> torch.Tensor:
-    """The training loss of ``method``: L_ada (lora), L_ada + lam G (mp_lora), L_ada / (1 - lam G + delta) (smp_lora)."""
-    if method == "lora":
-        return l_ada
-    if method == "mp_lora":
-        return losses.mp_lora_loss(l_ada, gain, lam)
-    if method == "smp_lora":
-        return losses.smp_lora_loss(l_ada, gain, lam, delta)
-    raise ValueError(f"method must be 'lora', 'mp_lora' or 'smp_lora', got {method!r}")

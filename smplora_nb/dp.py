@@ -1,6 +1,6 @@
 """DP-LoRA: DP-SGD on the LoRA weights only (Abadi et al. 2016), the differential-privacy baseline of notebook 06.
 
-Each step draws a Poisson batch of D_tr (every member independently with probability q = batch_size / |D_tr|),
+Each step draws a Poisson batch of D_tr (``batches.poisson_batch``) (every member independently with probability q = batch_size / |D_tr|),
 computes every member's own gradient g_i of its adaptation loss with respect to the LoRA weights (``torch.func``:
 ``vmap`` over ``grad``), clips it to norm C, sums, adds Gaussian noise and divides by the expected batch size:
 
@@ -35,11 +35,6 @@ def spent_epsilon(sigma: float, delta: float, sample_rate: float, steps: int) ->
     acc = RDPAccountant()
     acc.history = [(sigma, sample_rate, steps)]
     return float(acc.get_epsilon(delta))
-
-
-def poisson_batch(n: int, rate: float, gen: torch.Generator) -> torch.Tensor:
-    """Indices of a Poisson batch: each of ``n`` members independently with probability ``rate``."""
-    return torch.nonzero(torch.rand(n, generator=gen) < rate).flatten()
 
 
 def step_grads(unet, scheduler, named_params, z0, cond, t, noise, clip: float, sigma: float, expected: float,

@@ -62,7 +62,7 @@ def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:
 
 def evaluate(base, run, splits, extractor, seed: int, mlp_epochs: int = 100, steps: int = 25,
              guidance_scale: float = 5.0) -> dict:
-    """Audit the base model with the LoRA of ``run`` (a run folder from ``train.train``; None = the base model).
+    """Audit the base model with the LoRA of ``run`` (a run folder from ``runs.train``; None = the base model).
 
     Returns ``{"audit": {attack: metrics + D_te scores}, "quality": {fid, kid, ...}, "mean_loss": {set: mean
     fixed-t loss}, "samples": (N_SAMPLES, H, W, 3) uint8}``; the attack's own randomness is seeded by ``seed``.

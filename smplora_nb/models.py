@@ -280,6 +280,14 @@ def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.T
     return z0, cond
 
 
+def token_ids(parts: dict, items) -> torch.Tensor:
+    """The tokenizer's ids of the items' captions, padded to its maximum length: (N, T). A text-encoder LoRA
+    re-encodes them at every step."""
+    tok = parts["tokenizer"]
+    return tok([it.caption for it in items], padding="max_length", truncation=True, max_length=tok.model_max_length,
+               return_tensors="pt").input_ids
+
+
 def _encode_captions(parts: dict, items) -> torch.Tensor:
     return torch.cat([encode_text(parts, [it.caption for it in items[i:i + 256]])
                       for i in range(0, len(items), 256)]).float()

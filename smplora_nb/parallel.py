@@ -1,4 +1,4 @@
-"""Independent jobs side by side on CPU, one thread each (training runs, audits).
+"""Independent jobs side by side on CPU, one thread each (training runs, audits), and sweeps split in shards.
 
 The tiny model's tensors are too small for a second thread to help one job: on 2 cores, two one-thread processes
 give about 1.7x the throughput of one two-thread job after another. A job's numbers depend on its thread count in
@@ -14,6 +14,25 @@ import torch
 from tqdm.auto import tqdm
 
 from . import paths
+
+SHARD_VAR = "SMPLORA_SHARD"            # "I/N": train only every N-th run, starting with the I-th (1-based)
+
+
+class ShardComplete(Exception):
+    """Raised inside a notebook when a ``--shard I/N`` call has trained its share of the runs."""
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N; None -> None."""
+    if not text:
+        return None
+    try:
+        i, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--shard {text}: need 1 <= I <= N")
+    return i, n
 
 
 def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = True, desc: str = "jobs",

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import paths
+from .parallel import SHARD_VAR, ShardComplete, parse_shard  # noqa: F401 (the runner's shard API)
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -68,26 +69,6 @@ def source_hash() -> str:
     """Hash of the package's Python sources: a notebook's cached result is reused only under the same code."""
     pkg = Path(__file__).resolve().parent
     return paths.config_hash({p.name: p.read_text() for p in sorted(pkg.glob("*.py"))})
-
-
-SHARD_VAR = "SMPLORA_SHARD"            # "I/N": train only every N-th run, starting with the I-th (1-based)
-
-
-class ShardComplete(Exception):
-    """Raised inside a notebook when a ``--shard I/N`` call has trained its share of the runs."""
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"I/N"`` -> (I, N) with 1 <= I <= N; None -> None."""
-    if not text:
-        return None
-    try:
-        i, n = (int(x) for x in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like I/N (e.g. 1/4), got {text!r}") from None
-    if not 1 <= i <= n:
-        raise ValueError(f"--shard {text}: need 1 <= I <= N")
-    return i, n
 
 
 def _notebook_key(nb: Path, params: dict) -> str:

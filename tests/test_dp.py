@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from smplora_nb import config, dp, lora, losses, models, paths, train
+from smplora_nb import config, dp, lora, losses, models, paths, runs
 
 
 def test_accountant_round_trip():
@@ -54,15 +54,15 @@ def test_clipping_bounds_every_members_contribution(tiny_setup):
 def test_dp_lora_run_changes_weights_every_step_and_keeps_its_budget(tiny_setup):
     cfg, _, splits, base = tiny_setup
     dcfg = config.replace(cfg, method="dp_lora", dp_epsilon=1.0, epochs=3)
-    run = train.train(dcfg, splits, base, progress=False)
+    run = runs.train(dcfg, splits, base, progress=False)
     log = paths.read_json(run / "train_log.json")
     assert log["steps"] == 3 * 3 and len(log["dp_update"]) == log["steps"]
     assert all(u > 0 for u in log["dp_update"])                          # the LoRA moved at every step
     assert log["dp"]["epsilon_spent"] <= 1.0 + 1e-6 and log["dp"]["noise_multiplier"] > 0
     assert log["dp"]["sample_rate"] == pytest.approx(cfg.train.batch_size / 12)
-    assert train.run_key(dcfg, splits, base) != train.run_key(config.replace(dcfg, dp_epsilon=8.0), splits, base)
+    assert runs.run_key(dcfg, splits, base) != runs.run_key(config.replace(dcfg, dp_epsilon=8.0), splits, base)
     # the DP fields do not touch other methods' cache keys, nor the proxy's fields a DP run's
-    assert train.run_key(cfg, splits, base) == train.run_key(config.replace(cfg, dp_epsilon=2.0), splits, base)
-    assert train.run_key(dcfg, splits, base) == train.run_key(config.replace(dcfg, lam=3.0), splits, base)
+    assert runs.run_key(cfg, splits, base) == runs.run_key(config.replace(cfg, dp_epsilon=2.0), splits, base)
+    assert runs.run_key(dcfg, splits, base) == runs.run_key(config.replace(dcfg, lam=3.0), splits, base)
     with pytest.raises(ValueError, match="dp_lora"):
-        train.train(config.replace(dcfg, mixed_precision="bf16"), splits, base)
+        runs.train(config.replace(dcfg, mixed_precision="bf16"), splits, base)

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from smplora_nb import config, evaluate, metrics, train
+from smplora_nb import config, evaluate, metrics, runs
 
 
 def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     cfg, _, splits, base = tiny_setup
-    run = train.train(config.replace(cfg, epochs=2), splits, base, progress=False)
+    run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
     extractor = metrics.quality_extractor(splits, cfg)
     first = evaluate.evaluate(base, run, splits, extractor, seed=0, mlp_epochs=2, steps=2)
     assert set(first["audit"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper"}
@@ -27,18 +27,18 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
 def test_evaluate_many_side_by_side_matches_in_process(tiny_setup, monkeypatch, tmp_path):
     """Two worker processes give the audits and samples of one-after-another; cached audits are not redone."""
     cfg, _, splits, base = tiny_setup
-    runs = {"a": train.train(config.replace(cfg, epochs=1), splits, base, progress=False), "base": None}
+    trained = {"a": runs.train(config.replace(cfg, epochs=1), splits, base, progress=False), "base": None}
     seeds = {"a": 0, "base": 3}
     extractor = metrics.quality_extractor(splits, cfg)
-    many = evaluate.evaluate_many(base, runs, splits, extractor, seeds, mlp_epochs=2, steps=2, workers=2,
+    many = evaluate.evaluate_many(base, trained, splits, extractor, seeds, mlp_epochs=2, steps=2, workers=2,
                                   progress=False)
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "in_process"))   # the base model's audit cache moves
     run_b = tmp_path / "copy_of_a"
     import shutil
-    shutil.copytree(runs["a"], run_b, ignore=shutil.ignore_patterns("eval"))
+    shutil.copytree(trained["a"], run_b, ignore=shutil.ignore_patterns("eval"))
     one = evaluate.evaluate_many(base, {"a": run_b, "base": None}, splits, extractor, seeds, mlp_epochs=2, steps=2,
                                  workers=1, progress=False)                # one after another, one thread
-    for k in runs:
+    for k in trained:
         assert many[k]["audit"]["loss_map_mlp"]["auc"] == one[k]["audit"]["loss_map_mlp"]["auc"]
         assert many[k]["quality"] == one[k]["quality"] and np.array_equal(many[k]["samples"], one[k]["samples"])
     monkeypatch.setattr(evaluate.attack, "probe", lambda *a, **k: pytest.fail("audited a cached run again"))

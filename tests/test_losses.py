@@ -81,9 +81,24 @@ def test_calibrated_proxy_feature_cancels_the_base_loss():
     from smplora_nb import defense
 
     maps, t = torch.rand(3, 4, 2, 2) + 0.1, torch.tensor([5, 500, 900])
-    same = defense.proxy_features(maps, t, ref=maps)
+    same = defense.proxy_features("calibrated", maps, t, ref=maps)
     assert same.shape == (3, 16 + defense.T_EMBED)
     assert torch.allclose(same[:, :16], torch.zeros(3, 16), atol=1e-6)
-    assert torch.allclose(defense.proxy_features(2 * maps, t, ref=maps)[:, :16], torch.full((3, 16), np.log(2.0)),
+    assert torch.allclose(defense.proxy_features("calibrated", 2 * maps, t, ref=maps)[:, :16], torch.full((3, 16), np.log(2.0)),
                           atol=1e-4)
     assert not torch.allclose(defense.timestep_embedding(t)[0], defense.timestep_embedding(t)[1])
+
+
+def test_the_paper_proxy_feature_is_the_raw_flattened_map():
+    """The official proxy reads the per-element squared-error map as it is: no log, no timestep embedding."""
+    from smplora_nb import defense
+
+    maps, t = torch.rand(3, 4, 2, 2), torch.tensor([5, 500, 900])
+    assert torch.equal(defense.proxy_features("paper", maps, t), maps.flatten(1))
+    logs = defense.proxy_features("log_map", maps, t)
+    assert logs.shape == (3, 16 + defense.T_EMBED) and torch.allclose(logs[:, :16], torch.log(maps.flatten(1) + 1e-6))
+    assert defense.Proxy("paper", 16, 1e-3, 0.0).model.net[0].in_features == 16
+    with pytest.raises(ValueError, match="needs reference"):
+        defense.proxy_features("calibrated", maps, t)
+    with pytest.raises(ValueError, match="takes no reference"):
+        defense.proxy_features("paper", maps, t, ref=maps)

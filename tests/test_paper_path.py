@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from smplora_nb import attack, config, data, evaluate, metrics, models, train
+from smplora_nb import attack, config, data, evaluate, metrics, models, runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ldm_export  # noqa: E402
@@ -193,7 +193,7 @@ def test_celeba_presets_have_the_papers_counts_and_ratios(preset, per_set, n_ids
 
 @pytest.mark.parametrize("source", ["folder", "single_file"])
 def test_paper_path_end_to_end(tiny_setup, single_file, tmp_path, digits, source):
-    """Profile ``paper`` (text-encoder LoRA, grad clipping, map proxy) with sizes overridden: data from the official
+    """Profile ``paper`` (text-encoder LoRA, grad clipping, the paper's raw-map proxy) with sizes overridden: data from the official
     folder layout, bf16 with fp32 LoRA, gradient checkpointing; train LoRA and SMP-LoRA, audit, load the LoRA with
     the plain diffusers call."""
     from diffusers import StableDiffusionPipeline
@@ -203,42 +203,56 @@ def test_paper_path_end_to_end(tiny_setup, single_file, tmp_path, digits, source
     base_kw = {"base": str(folder)} if source == "folder" else {"base": str(single_file), "base_config": str(folder)}
     cfg = config.make("paper", dataset=f"folder:{root}", mixed_precision="bf16", gradient_checkpointing=True,
                       **base_kw, **SMALL)
-    assert cfg.train.text_encoder_lr > 0 and cfg.train.grad_clip == 1.0 and cfg.train.proxy_feature == "map"
+    assert cfg.train.text_encoder_lr > 0 and cfg.train.grad_clip == 1.0 and cfg.train.proxy_feature == "paper"
     items, splits = data.prepare(cfg)
     base = models.base_model(cfg, splits, items)
     if source == "single_file":
         assert Path(base).name.startswith("single-") and (Path(base) / "model_index.json").exists()
-    runs = {m: train.train(config.replace(cfg, method=m), splits, base, progress=False) for m in ("lora", "smp_lora")}
-    for m, run in runs.items():
+    trained = {m: runs.train(config.replace(cfg, method=m), splits, base, progress=False) for m in ("lora", "smp_lora")}
+    for m, run in trained.items():
         log = json.loads((run / "train_log.json").read_text())
         assert log["mixed_precision"] == "bf16" and log["steps"] == 6 and not log["diverged"]
         assert np.isfinite(log["loss"]).all()
         w = _weights(run)
         assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in w.values())   # LoRA kept fp32
         assert any(k.startswith("text_encoder.") for k in w) and any(k.startswith("unet.") for k in w)
-    assert "gain" in json.loads((runs["smp_lora"] / "train_log.json").read_text())
+    assert "gain" in json.loads((trained["smp_lora"] / "train_log.json").read_text())
     pipe = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False)
     before = models.generate(pipe, ["pokemon, a red digit one"], seed=0, steps=2)
-    pipe.load_lora_weights(str(runs["smp_lora"] / "lora"))             # the plain diffusers call
+    pipe.load_lora_weights(str(trained["smp_lora"] / "lora"))             # the plain diffusers call
     after = models.generate(pipe, ["pokemon, a red digit one"], seed=0, steps=2)
     assert not np.array_equal(before, after)
     pixels = metrics.QualityExtractor(lambda im: np.asarray(im, float).reshape(len(im), -1)[:, ::16], "pixels (test)")
-    out = evaluate.evaluate(base, runs["smp_lora"], splits, pixels, seed=0, mlp_epochs=2, steps=2)
+    out = evaluate.evaluate(base, trained["smp_lora"], splits, pixels, seed=0, mlp_epochs=2, steps=2)
     assert set(out["audit"]) == set(attack.ATTACKS) and np.isfinite(out["quality"]["fid"])
+
+
+@pytest.mark.parametrize("method", ["mp_lora", "smp_lora"])
+def test_paper_profile_private_run_with_the_hessian_and_a_text_encoder_lora(tiny_setup, method):
+    """The Hessian is taken w.r.t. every trainable LoRA weight, the text encoder's included (its captions go through
+    the text-encoder LoRA): it used to stop at step 0 ("...appears to not have been used in the graph")."""
+    cfg = config.make("paper", base=str(tiny_setup[3]), dataset="digits", method=method, hessian_every=1,
+                      hessian_iters=3, mixed_precision="bf16", **SMALL)
+    assert cfg.train.text_encoder_lr > 0 and cfg.train.proxy_feature == "paper"
+    items, splits = data.prepare(cfg)
+    log = json.loads((runs.train(cfg, splits, models.base_model(cfg, splits, items), progress=False)
+                      / "train_log.json").read_text())
+    assert log["steps"] == 6 and [h[0] for h in log["hessian"]] == list(range(6))
+    assert all(np.isfinite(h[1]) and h[2] > 0 for h in log["hessian"])
 
 
 def test_fp16_on_cpu_is_refused_clearly(tiny_setup):
     cfg, _, splits, base = tiny_setup
     with pytest.raises(ValueError, match="fp16.*bf16"):
-        train.train(config.replace(cfg, mixed_precision="fp16"), splits, base)
+        runs.train(config.replace(cfg, mixed_precision="fp16"), splits, base)
 
 
 def test_gradient_checkpointing_changes_memory_not_results(tiny_setup, monkeypatch, tmp_path):
     cfg, _, splits, base = tiny_setup
     cfg = config.replace(cfg, epochs=2)
-    plain = _weights(train.train(cfg, splits, base, progress=False))
+    plain = _weights(runs.train(cfg, splits, base, progress=False))
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "ckpt"))
-    ckpt = _weights(train.train(config.replace(cfg, gradient_checkpointing=True), splits, base, progress=False))
+    ckpt = _weights(runs.train(config.replace(cfg, gradient_checkpointing=True), splits, base, progress=False))
     assert plain.keys() == ckpt.keys() and all(torch.allclose(plain[k], ckpt[k], atol=1e-6) for k in plain)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smplora_nb import config, paths, report, runner, train
+from smplora_nb import config, paths, report, runner, runs
 
 TOY = '''from smplora_nb import paths
 paths.write_metrics("01_toy", {"value": value, "claims": []})
@@ -57,11 +57,11 @@ def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
         trained[os.environ[runner.SHARD_VAR]] = set(jobs)
         return {}
 
-    monkeypatch.setattr(train.parallel, "side_by_side", fake)
+    monkeypatch.setattr(runs.parallel, "side_by_side", fake)
     for i in (1, 2):
         monkeypatch.setenv(runner.SHARD_VAR, f"{i}/2")
         with pytest.raises(runner.ShardComplete, match=f"shard {i}/2"):
-            train.train_many(cfgs, splits, base, progress=False)
+            runs.train_many(cfgs, splits, base, progress=False)
     assert trained["1/2"] | trained["2/2"] == set(cfgs) and not trained["1/2"] & trained["2/2"]
     assert len(trained["1/2"]) == 3
     for bad in ("0/2", "3/2", "x"):

@@ -1,0 +1,224 @@
+"""Training runs as cache entries (smplora_nb, arXiv 2402.11989 companion): keys, checkpoints, resume, snapshots,
+several runs side by side, and sweeps split in shards.
+
+A run is cached under ``outputs/cache/runs/<hash of config, split and base>/`` and holds
+``lora/pytorch_lora_weights.safetensors`` (diffusers format) and ``train_log.json`` with per-step diagnostics.
+Checkpoints (LoRA weights, optimiser, proxy, RNG state) are written every ``checkpoint_every`` epochs, and an
+interrupted run resumes from the last one to the same final weights on CPU. The loop itself is ``train.loop``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import lora, methods, parallel, paths
+from . import train as loop_module
+
+OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
+PRIVATE_ONLY = ("proxy_lr", "proxy_weight_decay", "lam", "delta", "k_steps", "proxy_batch_size", "two_forwards",
+                "proxy_feature")                  # TrainConfig fields read only by mp_lora and smp_lora
+DP_ONLY = ("dp_epsilon", "dp_delta", "dp_clip")      # TrainConfig fields read only by dp_lora
+# fields that cannot change the weights: gradient checkpointing recomputes the same numbers, and the Hessian
+# diagnostic draws from its own generator and takes no step (tests check both bit for bit)
+NOT_IN_KEY = ("gradient_checkpointing", "hessian_every", "hessian_iters")
+
+
+def world_size() -> int:
+    """Processes of this run (``accelerate launch`` / torchrun set ``WORLD_SIZE``); 1 in notebooks."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run_folder(cfg, splits, base) -> Path:
+    """Where the run of ``cfg`` is (or will be) cached."""
+    return paths.cache_dir("runs") / run_key(cfg, splits, base)
+
+
+def run_key(cfg, splits, base) -> str:
+    """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
+    members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
+    train_cfg = {k: v for k, v in vars(cfg.train).items() if k not in NOT_IN_KEY}
+    if cfg.train.method in ("lora", "dp_lora"):          # the proxy's settings cannot change these runs
+        for name in PRIVATE_ONLY:
+            train_cfg.pop(name)
+    if cfg.train.method != "dp_lora":
+        for name in DP_ONLY:
+            train_cfg.pop(name)
+    if not cfg.train.snapshot_epochs:                    # a run with snapshots is its own cache entry
+        train_cfg.pop("snapshot_epochs")
+    base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
+    key = {"train": train_cfg, "data": vars(cfg.data), "base": base_id, "members": members,
+           "objective": OBJECTIVE_VERSION}
+    if world_size() > 1 and cfg.train.method != "lora":    # private objectives are averaged per process slice
+        key["processes"] = world_size()
+    return paths.config_hash(key)
+
+
+def finished(folder: Path, tc) -> bool:
+    """A finished run that carries the requested diagnostics (a run without the Hessian is trained again with it:
+    the same weights, and a log with the Hessian)."""
+    if not (folder / "train_log.json").exists():
+        return False
+    log = paths.read_json(folder / "train_log.json")
+    return not tc.hessian_every or (log.get("hessian_every"), log.get("hessian_iters")) == (tc.hessian_every,
+                                                                                          tc.hessian_iters)
+
+
+def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None = None, progress: bool = True,
+          interrupt_at_epoch: int | None = None) -> Path:
+    """Adapt the base model on D_tr = member_aux + member_te with ``cfg.train.method``; return the run folder.
+
+    A finished run is returned from the cache; an unfinished one resumes from its last checkpoint when ``resume``
+    is true. A non-finite loss stops the run cleanly: the last finite weights are saved and the log says
+    ``diverged``. Checkpoints come every ``checkpoint_every`` epochs (default: a tenth of the run, at least 1); the
+    log records ``resumed_from_epoch``. ``interrupt_at_epoch`` raises ``KeyboardInterrupt`` after that epoch's
+    checkpoint (tests).
+    """
+    tc = cfg.train
+    folder = run_folder(cfg, splits, base)
+    if finished(folder, tc):
+        return folder
+    again = (folder / "train_log.json").exists()                      # for the diagnostics: from the start
+    if tc.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("mixed_precision='fp16' needs a CUDA GPU; use 'bf16' or 'no' on a CPU")
+    method = methods.make(tc, world_size())
+    s = loop_module.setup(cfg, splits, base, method)
+    folder.mkdir(parents=True, exist_ok=True)
+    start_epoch, log = 0, {k: [] for k in loop_module.LOG_KEYS}
+    if resume and not again and (folder / "checkpoint" / "state.json").exists():
+        start_epoch, log = _load_checkpoint(folder, s, method)
+    every = checkpoint_every or max(1, tc.epochs // 10)
+
+    def end_of_epoch(epoch: int) -> None:
+        if epoch in tc.snapshot_epochs and s.accelerator.is_main_process:
+            lora.save(folder / "snapshots" / f"epoch_{epoch:04d}" / "lora", s.unwrapped("unet"),
+                      s.unwrapped("text_encoder"))
+        if epoch % every == 0 and epoch < tc.epochs:
+            if s.accelerator.is_main_process:
+                _save_checkpoint(folder, s, method, epoch, log)
+            s.accelerator.wait_for_everyone()
+            if interrupt_at_epoch is not None and epoch >= interrupt_at_epoch:
+                raise KeyboardInterrupt(f"interrupted after epoch {epoch} (test hook)")
+
+    started = time.time()
+    diverged = loop_module.loop(s, method, log, start_epoch, end_of_epoch, progress)
+    _finish(folder, s, method, log, {"diverged": diverged, "seconds_this_session": time.time() - started,
+                                     "resumed_from_epoch": start_epoch})
+    return folder
+
+
+def _finish(folder: Path, s, method, log: dict, run: dict) -> None:
+    """Save the final LoRA and the log (main process), after checking that every process holds the same weights."""
+    tc, procs = s.tc, s.accelerator.num_processes
+    extra = {}
+    if procs > 1:
+        extra = {"processes": procs, "proxy_consistent": _same_everywhere(s.accelerator, method.proxy.model)
+                 if method.private else None, "lora_consistent": _same_everywhere(s.accelerator, s.unwrapped("unet"))}
+    if s.accelerator.is_main_process:
+        lora.save(folder / "lora", s.unwrapped("unet"), s.unwrapped("text_encoder"))
+        head = {"method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
+                "n_member": s.n, "diverged": run["diverged"], "seconds_this_session": run["seconds_this_session"],
+                "resumed_from_epoch": run["resumed_from_epoch"], "mixed_precision": tc.mixed_precision,
+                "hessian_every": tc.hessian_every, "hessian_iters": tc.hessian_iters}
+        paths.write_json(folder / "train_log.json", {**head, **extra, **method.summary(), **log})
+    s.accelerator.wait_for_everyone()
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    """The loop's generator (batches, noise, t) and torch's global one (the proxy's dropout)."""
+    return {"generator": gen.get_state(), "torch_global": torch.get_rng_state()}
+
+
+def _save_checkpoint(folder: Path, s, method, epoch: int, log: dict) -> None:
+    scaler, text_encoder, proxy = s.accelerator.scaler, s.unwrapped("text_encoder"), method.proxy
+    with paths.atomic_dir(folder / "checkpoint") as tmp:
+        if scaler is not None:                                           # fp16 loss scale, for exact resumes
+            torch.save(scaler.state_dict(), tmp / "scaler.pt")
+        save_file(lora.state_dict(s.unwrapped("unet")), str(tmp / "lora.safetensors"))
+        if text_encoder is not None:
+            save_file(lora.state_dict(text_encoder), str(tmp / "text_encoder_lora.safetensors"))
+        if proxy is not None:
+            save_file(proxy.model.state_dict(), str(tmp / "proxy.safetensors"))
+            torch.save(proxy.opt.state_dict(), tmp / "proxy_optimizer.pt")
+        torch.save(s.opt.state_dict(), tmp / "optimizer.pt")
+        save_file(_rng_state(s.gen), str(tmp / "rng.safetensors"))
+        paths.write_json(tmp / "state.json", {"epoch": epoch, "log": log})
+
+
+def _load_checkpoint(folder: Path, s, method) -> tuple[int, dict]:
+    ck, scaler, text_encoder, proxy = folder / "checkpoint", s.accelerator.scaler, s.unwrapped("text_encoder"), \
+        method.proxy
+    if scaler is not None and (ck / "scaler.pt").exists():
+        scaler.load_state_dict(torch.load(ck / "scaler.pt", weights_only=True))
+    lora.load_state_dict(s.unwrapped("unet"), load_file(str(ck / "lora.safetensors")))
+    if text_encoder is not None:
+        lora.load_state_dict(text_encoder, load_file(str(ck / "text_encoder_lora.safetensors")))
+    if proxy is not None:
+        proxy.model.load_state_dict(load_file(str(ck / "proxy.safetensors")))
+        proxy.opt.load_state_dict(torch.load(ck / "proxy_optimizer.pt", weights_only=True))
+    s.opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True))
+    rng = load_file(str(ck / "rng.safetensors"))
+    s.gen.set_state(rng["generator"])
+    torch.set_rng_state(rng["torch_global"])
+    state = paths.read_json(ck / "state.json")
+    return state["epoch"], state["log"]
+
+
+def _same_everywhere(accelerator, model) -> bool:
+    """Whether every process holds bit-identical trainable weights (a checksum gathered from all processes)."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters() if p.requires_grad])
+    sums = accelerator.gather(torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, dtype=flat.dtype,
+                                                                            device=flat.device)).sum()])[None])
+    return bool((sums == sums[0]).all())
+
+
+def snapshots(run) -> dict[int, Path]:
+    """``{epoch: folder}`` of a run's LoRA snapshots (``snapshot_epochs``) plus its final LoRA at its last epoch;
+    every folder holds ``lora/`` and can be passed to ``evaluate.evaluate`` like a run."""
+    run = Path(run)
+    out = {int(p.name.split("_")[1]): p for p in sorted((run / "snapshots").glob("epoch_*"))}
+    out[paths.read_json(run / "train_log.json")["epochs"]] = run
+    return out
+
+
+def _cost(cfg) -> float:
+    """Rough relative cost of a run, so that the longest runs start first (U-Net passes per step x epochs)."""
+    tc = cfg.train
+    per_step = 3 + (tc.method != "lora") * (1 + (tc.proxy_feature == "calibrated")) + 3 * tc.two_forwards \
+        + 2 * (tc.method == "mp_lora") + (2.5 * tc.hessian_iters / tc.hessian_every if tc.hessian_every else 0)
+    return tc.epochs * per_step
+
+
+def _train_path(cfg, splits, base, progress) -> str:
+    return str(train(cfg, splits, base, progress=progress))
+
+
+def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
+    """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
+
+    Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run and up to ``workers`` runs in
+    separate processes, the longest first; on a GPU one after another. An interrupted run resumes from its last
+    checkpoint. Under ``reproduce --shard I/N`` (``$SMPLORA_SHARD``) only every N-th run, in the order of the run
+    hashes, is trained here, and ``parallel.ShardComplete`` stops the notebook: machines sharing ``outputs/``
+    split a sweep, and a final call without ``--shard`` finds every run in the cache. Configs that differ only in
+    the Hessian diagnostic share a run; it is trained once, with the diagnostic.
+    """
+    out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
+    distinct = {}                                       # one job per distinct run (equal configs share a folder)
+    for k in sorted(cfgs, key=lambda k: cfgs[k].train.hessian_every == 0):   # a Hessian-carrying config first
+        distinct.setdefault(out[k], k)
+    mine = sorted(distinct.values(), key=lambda k: out[k].name)     # a machine-independent order: the run hashes
+    shard = parallel.parse_shard(os.environ.get(parallel.SHARD_VAR))
+    if shard:
+        mine = mine[shard[0] - 1::shard[1]]
+    todo = sorted((k for k in mine if not finished(out[k], cfgs[k].train)), key=lambda k: -_cost(cfgs[k]))
+    inner = progress and (torch.cuda.is_available() or workers == 1)      # per-epoch bars when runs go in turn
+    parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
+                          desc="training runs")
+    if shard:
+        raise parallel.ShardComplete(f"shard {shard[0]}/{shard[1]} trained {len(todo)} of its {len(mine)} runs "
+                                     f"({len(distinct)} in all)")
+    return out
