@@ -16,7 +16,7 @@ import tempfile
 
 import torch
 
-from smplora_nb import config, data, models, paths, runs
+from smplora_nb import config, models, paths, runs, sets
 
 MID = dict(resolution=128, unet_channels=(128, 256, 512), text_dim=256, vae_channels=(32, 64, 64), public=200,
            member_aux=100, member_te=100, nonmember_aux=100, nonmember_te=100, batch_size=8, epochs=3)
@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     cfg = config.make("tiny", **sizes, vae_steps=0, pretrain_steps=0, lora_targets="attention", lora_rank=64,
                       lora_alpha=32.0, proxy_feature="paper", proxy_batch_size=sizes["batch_size"],
                       mixed_precision=args.mixed_precision)
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)                  # untrained: speed and memory do not care
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "CPU (no CUDA device)"

@@ -17,7 +17,7 @@ import argparse
 import os
 import tempfile
 
-from smplora_nb import config, data, models, paths, runs
+from smplora_nb import config, models, paths, runs, sets
 
 VARIANTS = {"lora": {},
             "mp_lora": {"method": "mp_lora"},
@@ -40,7 +40,7 @@ def main() -> None:
 
     extra = {name: runner.parse_value(value) for name, value in args.parameter}
     cfg = config.make(args.profile, epochs=args.epochs, **extra)
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)                        # cached in the usual outputs folder
     per_step = {name: float("inf") for name in VARIANTS}
     for _ in range(args.repeats):

@@ -20,7 +20,7 @@ os.environ["SMPLORA_OUTPUTS"] = tempfile.mkdtemp(prefix="fingerprints.")
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from smplora_nb import config, data, models  # noqa: E402
+from smplora_nb import config, data, models  , sets# noqa: E402
 
 try:
     from smplora_nb import runs as runner_of_runs          # after the restructuring
@@ -95,14 +95,14 @@ def main(out: str) -> None:
             over = {**over, "proxy_feature": "log_map"}       # the same feature, renamed by the restructuring
         cfg = config.make("tiny", **{**FAST, **over})
         items = data.load_dataset("digits", 16)
-        splits = data.make_splits(items, cfg.split)
+        splits = sets.make_splits(items, cfg.split)
         base = models.base_model(cfg, splits, items)
         folder = runner_of_runs.train(cfg, splits, base, progress=False)
         results[name] = fingerprint(folder)
         print(name, results[name], flush=True)
     cfg = config.make("tiny", **{**FAST, "method": "smp_lora", **PRIVATE, "seed": 5})   # interrupted, resumed
     items = data.load_dataset("digits", 16)
-    splits = data.make_splits(items, cfg.split)
+    splits = sets.make_splits(items, cfg.split)
     base = models.base_model(cfg, splits, items)
     try:
         runner_of_runs.train(cfg, splits, base, progress=False, checkpoint_every=1, interrupt_at_epoch=1)

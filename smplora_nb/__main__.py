@@ -71,11 +71,11 @@ def _train(profile: str, params: dict) -> int:
     import torch
     from accelerate import PartialState
 
-    from . import config, data, models, paths, runs
+    from . import config, models, paths, runs, sets
 
     cfg = config.make(profile, **params)
     state = PartialState(cpu=not torch.cuda.is_available())
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     with state.main_process_first():                     # one process builds (or converts) the base model
         base = models.base_model(cfg, splits, items)
     folder = runs.train(cfg, splits, base)

@@ -145,11 +145,11 @@ def probe(parts, splits, noise_seed: int = 0, source=None) -> dict[str, dict[str
     """The attacker's loss maps of every private set on one model, with fixed noise seeds:
     ``{"fixed_t": {set: (N, K, 4, h, w)}, "random_t": {set: (N, 1, 4, h, w)}}``. ``source`` (the base model's
     id) lets ``models.encode_items`` reuse cached latents."""
-    from . import data, losses, models
+    from . import losses, models, sets
 
     out = {"fixed_t": {}, "random_t": {}}
     unet, sched = parts["unet"], parts["scheduler"]
-    for name in data.PRIVATE:
+    for name in sets.PRIVATE:
         z0, cond = models.encode_items(parts, splits[name], unet.device, source=source)
         out["fixed_t"][name] = losses.loss_maps_at(unet, sched, z0, cond, TIMESTEPS, N_DRAWS, noise_seed)
         out["random_t"][name] = losses.loss_maps_random_t(unet, sched, z0, cond, noise_seed)

@@ -64,6 +64,8 @@ class ModelConfig:
     caption_dropout: float = 0.1     # fraction of empty captions in U-Net pretraining (classifier-free guidance)
     sample_steps: int = 25           # denoising steps when generating images (DDIM on the saved DDPM schedule)
     guidance_scale: float = 5.0      # classifier-free guidance when generating images (SD default: 7.5)
+    quality_features: str = "auto"   # FID/KID features: "auto" (tiny base: digit CNN; else Inception), "inception",
+                                     # or "pixels" (pooled pixels: an offline stand-in for tests, not quality)
 
 
 @dataclass
@@ -167,7 +169,8 @@ RANGES = {
     "grad_clip": (0.0, INF), "batch_size": (1, INF),
     "epochs": (1, INF), "dp_epsilon": (1e-3, 1e3), "dp_delta": (1e-12, 0.1), "dp_clip": (1e-6, INF),
 }
-CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("paper", "log_map", "calibrated"), "mixed_precision": ("no", "fp16", "bf16"),
+CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("paper", "log_map", "calibrated"),
+           "quality_features": ("auto", "inception", "pixels"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "member_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",

@@ -174,6 +174,9 @@ class SmpLora(_Private):
         return losses.smp_lora_loss(l_ada, gain, self.tc.lam, self.tc.delta)
 
 
+DP_SETTINGS = dict(text_encoder_lr=0.0, mixed_precision="no", hessian_every=0)   # what DP-LoRA runs under
+
+
 class DpLora(Lora):
     """DP-LoRA, DP-SGD on the LoRA weights (``dp``):  g = (sum_i clip_C(g_i) + N(0, sigma^2 C^2 I)) / (q |D_tr|).
 
@@ -186,7 +189,7 @@ class DpLora(Lora):
         super().__init__(tc)
         if processes > 1 or tc.mixed_precision != "no" or tc.text_encoder_lr > 0 or tc.hessian_every:
             raise ValueError("dp_lora runs in one process, in fp32, on U-Net LoRA only, without the Hessian "
-                             "diagnostic (set mixed_precision='no', text_encoder_lr=0, hessian_every=0)")
+                             f"diagnostic (set {DP_SETTINGS}, e.g. config.replace(cfg, **methods.DP_SETTINGS))")
 
     def prepare(self, s) -> None:
         self.q, self.steps, self.n = s.bs / s.n, self.tc.epochs * s.steps_per_epoch, s.n

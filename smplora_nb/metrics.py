@@ -190,12 +190,29 @@ class QualityExtractor:
 
 
 def quality_extractor(splits, cfg) -> QualityExtractor:
-    """Inception (clean-fid) for SD-scale profiles; the offline digit CNN for ``tiny`` (trained on the public split)."""
-    if cfg.model.base == "tiny":
+    """The FID/KID features of ``quality_features``: ``"auto"`` is the offline digit CNN (trained on the public
+    split) for a ``tiny`` base and clean-fid's Inception otherwise; ``"inception"`` forces Inception; ``"pixels"`` is
+    raw pixels average-pooled to 8x8, an offline stand-in for running the paper path without Inception's weights
+    (tests), not an image-quality measure."""
+    choice = cfg.model.quality_features
+    if choice == "pixels":
+        return QualityExtractor(PooledPixels(), PooledPixels.DESCRIPTION)
+    if choice == "auto" and cfg.model.base == "tiny":
         net = train_feature_net(splits["public"], seed=0)
         scale = 1.0 / net.features(np.stack([it.image for it in splits["public"]])).std()   # unit-scale features
         return QualityExtractor(_Scaled(net, scale), TINY_FEATURES, digit_classifier(splits["public"]))
     return QualityExtractor(_inception_features(), "clean-fid Inception-v3 pool features (2048-d), clean resize")
+
+
+class PooledPixels:
+    """Images (N, H, W, 3) uint8 -> average-pooled 8x8x3 pixels in [0, 1] (N, 192): no weights, no download."""
+    DESCRIPTION = "raw pixels pooled to 8x8 (offline stand-in, not an image-quality measure; not Inception)"
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0      # (N, 3, H, W)
+        return torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1).double().numpy()
 
 
 class _Scaled:

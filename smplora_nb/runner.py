@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import paths
-from .parallel import SHARD_VAR, ShardComplete, parse_shard  # noqa: F401 (the runner's shard API)
+from .parallel import SHARD_VAR, parse_shard
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -162,7 +162,7 @@ def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
     """Every attack of ``ATTACKS`` on one model (the base with the LoRA of ``run``; None = the base): score all four
     private sets, fit the timestep and threshold on D_aux, report membership metrics, bootstrap intervals and the
     D_te scores. Cached beside the run's other audits (``evaluate``), keyed by everything that changes it."""
-    from . import data, lora, metrics, models, paths
+    from . import lora, metrics, models, paths, sets
 
     path = _path(base, run, splits, seed, n_boot)
     if path.exists():
@@ -170,10 +170,10 @@ def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
     pipe = models.load_pipeline(base)
     if run is not None:
         lora.load_into(pipe, Path(run) / "lora")
-    batches = {k: models.encode_items(pipe.components, splits[k], pipe.unet.device, source=base) for k in data.PRIVATE}
+    batches = {k: models.encode_items(pipe.components, splits[k], pipe.unet.device, source=base) for k in sets.PRIVATE}
     out = {}
     for attack in ATTACKS:
-        s = {k: score(pipe, batches[k], CANDIDATES[attack], attack, seed) for k in data.PRIVATE}
+        s = {k: score(pipe, batches[k], CANDIDATES[attack], attack, seed) for k in sets.PRIVATE}
         fitted = fit(attack, CANDIDATES[attack], s["member_aux"], s["nonmember_aux"])
         sm, sn = fitted.apply(s["member_te"]), fitted.apply(s["nonmember_te"])
         out[attack] = {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot, seed=seed),
@@ -185,11 +185,11 @@ def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
 
 
 def _path(base, run, splits, seed: int, n_boot: int) -> Path:
-    from . import data, evaluate, paths
+    from . import evaluate, paths, sets
 
     key = paths.config_hash({"version": SCORE_VERSION, "seed": seed, "n_boot": n_boot, "candidates": CANDIDATES,
                              "stride": SECMI_STRIDE, "sets": {k: [(it.sha256, it.caption) for it in splits[k]]
-                                                              for k in data.PRIVATE}})
+                                                              for k in sets.PRIVATE}})
     return evaluate._folder(base, run) / f"scores_{key}.json"
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import batches, diagnostics, losses, lora, methods, models
+from . import batches, diagnostics, losses, lora, models
 
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
             "proxy_acc", "hessian", "dp_update")

@@ -92,20 +92,6 @@ def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "
     return fig
 
 
-ROLES = {"public": "pretrains the tiny base model (never seen by LoRA)",
-         "member_aux": "in D_tr (LoRA trains on it) and in D_aux (the attacker knows it is a member)",
-         "member_te": "in D_tr; evaluation only (D_te)",
-         "nonmember_aux": "not trained on; in D_aux (the attacker knows it is a non-member)",
-         "nonmember_te": "not trained on; evaluation only (D_te)"}
-
-
-def counts_table(counts: dict) -> str:
-    """The split protocol as a Markdown table of counts and roles."""
-    rows = ["| set | images | role |", "|---|---:|---|"]
-    rows += [f"| `{name}` | {n} | {ROLES.get(name, '')} |" for name, n in counts.items()]
-    return "\n".join(rows)
-
-
 def roc_curves(curves: dict, title: str = "ROC on D_te"):
     """ROC curves ``{label: (scores_member, scores_nonmember)}`` on linear and log-log axes (members positive)."""
     from . import metrics
@@ -146,30 +132,6 @@ def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def metric_table(rows: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "fid",
-                                      "kid")) -> str:
-    """Markdown table ``{row label: {"mean": {...}, "sem": {...}}}``; mean +- s.e.; "n/m" = not measurable."""
-    def cell(s, c):
-        m, e = s["mean"].get(c), s.get("sem", {}).get(c)
-        if m is None:
-            return "n/m" if c in s["mean"] else ""
-        return f"{m:.3f}" + (f" ± {e:.3f}" if e is not None else "")
-
-    out = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    out += [f"| {label} | " + " | ".join(cell(s, c) for c in columns) + " |" for label, s in rows.items()]
-    return "\n".join(out)
-
-
-def claims_table(claims: list) -> str:
-    """Markdown table of ``metrics.claim`` records: what was claimed, what was measured, whether it held."""
-    rows = ["| claim | measured | target | holds |", "|---|---:|---:|:---:|"]
-    for c in claims:
-        v = "n/m" if c["value"] is None else f"{c['value']:.3f}"
-        text = c["claim"].replace("|", "\\|")                          # a "|" would split the Markdown cell
-        rows.append(f"| {text} | {v} | {c['op']} {c['target']} | {'yes' if c['holds'] else '**no**'} |")
-    return "\n".join(rows)
 
 
 def _smooth(ys, k: int) -> np.ndarray:
@@ -277,96 +239,6 @@ def ablation_curves(families: dict, references: dict, ys=("asr", "auc_dev"), x: 
     fig.suptitle("SMP-LoRA ablations: privacy vs image quality", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def explorer_view(entry: dict, real_images, captions, title: str = ""):
-    """One results-explorer view: the metrics as Markdown, the ROC figure and the sample grid of one evaluated run
-    (``evaluate.evaluate``'s result)."""
-    from IPython.display import Markdown
-
-    audit = entry["audit"]
-    rows = {a: {"mean": {**{k: v for k, v in audit[a].items() if not k.startswith("scores_")},
-                         **entry["quality"]}} for a in audit}
-    table = Markdown(f"**{title}**\n\n" + metric_table(rows, columns=("asr", "auc", "auc_dev", "tpr_at_5pct_fpr",
-                                                                       "fid", "kid")))
-    roc = roc_curves({a: (audit[a]["scores_member"], audit[a]["scores_nonmember"]) for a in audit},
-                     f"ROC on D_te: {title}")
-    n = len(entry["samples"])
-    grid = image_grid(list(real_images[:n]) + list(entry["samples"]), list(captions[:n]) * 2, ncols=n,
-                      title="top: training images · bottom: generated from the same captions")
-    return table, roc, grid
-
-
-def _png(fig):
-    """A figure as an IPython PNG image (closed afterwards)."""
-    import io
-
-    from IPython.display import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return Image(data=buf.getvalue(), format="png")
-
-
-def explorer(entries: dict, real_images, captions, interactive: bool = True):
-    """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
-
-    ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
-    redraw the view; with ``interactive=False`` (headless runs: papermill, CI) the first entry's view is displayed
-    as static output instead, so an executed notebook still shows it.
-    """
-    from IPython.display import display
-
-    def show(key):
-        table, *figs = explorer_view(entries[key], real_images, captions, f"{key[0]}, lam {key[1]}, seed {key[2]}")
-        display(table, *(_png(f) for f in figs))                 # PNG whatever the matplotlib backend
-
-    first = next(iter(entries))
-    if not interactive:
-        show(first)
-        return None
-    import ipywidgets as w
-
-    pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
-    out = w.Output()
-    busy = []                                         # non-empty while options are being replaced
-
-    def offer(name, values):                          # new options, the first one selected, no events meanwhile
-        busy.append(name)
-        try:
-            pick[name].options = values
-            pick[name].value = values[0]
-        finally:
-            busy.pop()
-
-    def redraw(_=None):
-        key = (pick["method"].value, pick["lam"].value, pick["seed"].value)
-        if not busy and key in entries:
-            out.clear_output(wait=True)
-            with out:
-                show(key)
-
-    def on_lam(_=None):
-        if not busy:
-            m, lam = pick["method"].value, pick["lam"].value
-            offer("seed", sorted({k[2] for k in entries if k[0] == m and k[1] == lam}))
-            redraw()
-
-    def on_method(_=None):
-        if not busy:
-            lams = sorted({k[1] for k in entries if k[0] == pick["method"].value}, key=lambda v: (v is None, v or 0))
-            offer("lam", lams)
-            on_lam()
-
-    offer("method", list(dict.fromkeys(k[0] for k in entries)))
-    on_method()
-    pick["method"].observe(on_method, "value")
-    pick["lam"].observe(on_lam, "value")
-    pick["seed"].observe(redraw, "value")
-    box = w.VBox([w.HBox(list(pick.values())), out])
-    display(box)
-    return box
 
 
 def attack_matrix(rows: dict, attacks, stat: str = "auc", title: str = "Attack AUC on D_te (95% bootstrap interval)"):

@@ -23,7 +23,7 @@ def tiny_setup(tmp_path_factory):
     """A tiny base model pretrained for a few steps (shared by the tests of the session), with its config and split."""
     import os
 
-    from smplora_nb import config, data, models
+    from smplora_nb import config, data, models, sets
 
     root = tmp_path_factory.mktemp("session_outputs")
     old = os.environ.get("SMPLORA_OUTPUTS")
@@ -31,7 +31,7 @@ def tiny_setup(tmp_path_factory):
     try:
         cfg = config.make("tiny", **TINY_FAST)
         items = data.load_dataset("digits", 16)
-        splits = data.make_splits(items, cfg.split)
+        splits = sets.make_splits(items, cfg.split)
         base = models.base_model(cfg, splits, items)
     finally:
         if old is None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smplora_nb import config, data
+from smplora_nb import config, data, sets
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -123,46 +123,46 @@ def test_load_dataset_rejects_unknown_spec():
 # ------------------------------------------------------------------------------------------------ splits
 
 def test_default_split_counts(digits):
-    splits = data.make_splits(digits, _split())
-    assert list(splits) == list(data.SETS)
+    splits = sets.make_splits(digits, _split())
+    assert list(splits) == list(sets.SETS)
     assert _counts(splits) == {"public": 900, "member_aux": 200, "member_te": 233,
                                "nonmember_aux": 200, "nonmember_te": 200}
-    report = data.check_disjoint(splits)
+    report = sets.check_disjoint(splits)
     assert report["disjoint"] is True
     assert report["n_items"] == report["n_distinct_images"] == 1733
     _assert_disjoint_content(splits)
 
 
 def test_split_is_reproducible_per_seed(digits):
-    a = data.make_splits(digits, _split(split_seed=7))
-    b = data.make_splits(digits, _split(split_seed=7))
-    c = data.make_splits(digits, _split(split_seed=8))
+    a = sets.make_splits(digits, _split(split_seed=7))
+    b = sets.make_splits(digits, _split(split_seed=7))
+    c = sets.make_splits(digits, _split(split_seed=8))
     assert _ids(a) == _ids(b)
     assert _ids(a)["member_aux"] != _ids(c)["member_aux"]
     assert set(_ids(a)["member_te"]) != set(_ids(c)["member_te"])
 
 
 def test_public_zero_all_and_fixed(digits):
-    assert _counts(data.make_splits(digits, _split(public=0)))["public"] == 0
-    assert _counts(data.make_splits(digits, _split(public=100)))["public"] == 100
-    assert _counts(data.make_splits(digits, _split(public=-1)))["public"] == 1797 - 833
+    assert _counts(sets.make_splits(digits, _split(public=0)))["public"] == 0
+    assert _counts(sets.make_splits(digits, _split(public=100)))["public"] == 100
+    assert _counts(sets.make_splits(digits, _split(public=-1)))["public"] == 1797 - 833
 
 
 def test_public_split_does_not_depend_on_private_sizes(digits):
-    small = data.make_splits(digits, _split(member_aux=50, member_te=50, nonmember_aux=50, nonmember_te=50))
-    assert _ids(small)["public"] == _ids(data.make_splits(digits, _split()))["public"]
+    small = sets.make_splits(digits, _split(member_aux=50, member_te=50, nonmember_aux=50, nonmember_te=50))
+    assert _ids(small)["public"] == _ids(sets.make_splits(digits, _split()))["public"]
 
 
 def test_split_too_large_names_needed_and_available(digits):
     with pytest.raises(ValueError) as exc:
-        data.make_splits(digits, _split(member_aux=2000))
+        sets.make_splits(digits, _split(member_aux=2000))
     msg = str(exc.value)
     assert "2633" in msg and "1797" in msg
 
 
 def test_public_larger_than_rest_raises(digits):
     with pytest.raises(ValueError) as exc:
-        data.make_splits(digits, _split(public=1000))
+        sets.make_splits(digits, _split(public=1000))
     msg = str(exc.value)
     assert "1000" in msg and "964" in msg
 
@@ -180,10 +180,10 @@ def test_duplicates_never_cross_sets():
     items = _with_duplicates()
     assert len({it.sha256 for it in items}) == 40 < len(items)
     for seed in range(10):
-        splits = data.make_splits(items, _split(public=-1, member_aux=8, member_te=8, nonmember_aux=8, nonmember_te=8,
+        splits = sets.make_splits(items, _split(public=-1, member_aux=8, member_te=8, nonmember_aux=8, nonmember_te=8,
                                                 split_seed=seed))
         _assert_disjoint_content(splits)
-        data.check_disjoint(splits)
+        sets.check_disjoint(splits)
         all_hashes = [it.sha256 for s in splits.values() for it in s]
         assert len(all_hashes) == len(set(all_hashes)) == 40  # each distinct image used exactly once
 
@@ -191,12 +191,12 @@ def test_duplicates_never_cross_sets():
 def test_duplicates_count_once_toward_the_pool():
     items = _with_duplicates()
     with pytest.raises(ValueError, match="40"):
-        data.make_splits(items, _split(member_aux=11, member_te=10, nonmember_aux=10, nonmember_te=10))
+        sets.make_splits(items, _split(member_aux=11, member_te=10, nonmember_aux=10, nonmember_te=10))
 
 
 def test_dedupe_keeps_first():
     items = _with_duplicates()
-    kept = data.dedupe(items)
+    kept = sets.dedupe(items)
     assert len(kept) == 40
     assert all(it.id.startswith("u") for it in kept)
 
@@ -205,66 +205,66 @@ def test_check_disjoint_same_id_in_two_sets():
     a = _item("x", 1)
     splits = {"member_aux": [a], "nonmember_te": [dataclasses.replace(a)]}
     with pytest.raises(ValueError, match="member_aux.*nonmember_te"):
-        data.check_disjoint(splits)
+        sets.check_disjoint(splits)
 
 
 def test_check_disjoint_same_content_different_ids():
     splits = {"member_te": [_item("a", 5)], "nonmember_aux": [_item("b", 5)]}
     with pytest.raises(ValueError, match="image content"):
-        data.check_disjoint(splits)
+        sets.check_disjoint(splits)
 
 
 def test_check_disjoint_on_manifest_overlap():
     man = {"sets": {"public": [{"id": "a", "sha256": "1" * 64}], "member_aux": [{"id": "a", "sha256": "1" * 64}]}}
     with pytest.raises(ValueError, match="public"):
-        data.check_disjoint(man)
+        sets.check_disjoint(man)
 
 
 def test_check_disjoint_allows_repeats_inside_one_set():
     a = _item("a", 3)
-    assert data.check_disjoint({"member_aux": [a, a], "member_te": [_item("b", 4)]})["disjoint"]
+    assert sets.check_disjoint({"member_aux": [a, a], "member_te": [_item("b", 4)]})["disjoint"]
 
 
 # ------------------------------------------------------------------------------------------------ manifest
 
 def test_manifest_round_trip(digits, tmp_path):
     cfg = config.make(split_seed=3)
-    splits = data.make_splits(digits, cfg.split)
-    man = data.manifest(splits, cfg)
+    splits = sets.make_splits(digits, cfg.split)
+    man = sets.manifest(splits, cfg)
     assert man["counts"] == _counts(splits)
     assert man["dataset"] == "digits" and man["resolution"] == 16
     assert man["split"]["split_seed"] == 3
-    path = data.save_manifest(tmp_path / "m" / "split.json", man)
+    path = sets.save_manifest(tmp_path / "m" / "split.json", man)
     assert path.exists()
-    loaded = data.load_manifest(path)
+    loaded = sets.load_manifest(path)
     assert loaded == json.loads(json.dumps(man))
-    assert data.check_disjoint(loaded)["disjoint"]
-    rebuilt = data.apply_manifest(digits, loaded)
+    assert sets.check_disjoint(loaded)["disjoint"]
+    rebuilt = sets.apply_manifest(digits, loaded)
     assert _ids(rebuilt) == _ids(splits)
     assert all(a is b for name in splits for a, b in zip(rebuilt[name], splits[name]))
 
 
 def test_manifest_without_cfg(digits):
-    splits = data.make_splits(digits, _split(public=0))
-    man = data.manifest(splits)
+    splits = sets.make_splits(digits, _split(public=0))
+    man = sets.manifest(splits)
     assert set(man) == {"sets", "counts"}
 
 
 def test_apply_manifest_detects_changed_content(digits):
-    splits = data.make_splits(digits, _split(public=0))
-    man = data.manifest(splits)
+    splits = sets.make_splits(digits, _split(public=0))
+    man = sets.manifest(splits)
     target = splits["member_te"][0].id
     changed = [dataclasses.replace(it, sha256="0" * 64) if it.id == target else it for it in digits]
     with pytest.raises(ValueError, match=target):
-        data.apply_manifest(changed, man)
+        sets.apply_manifest(changed, man)
 
 
 def test_apply_manifest_detects_missing_id(digits):
-    splits = data.make_splits(digits, _split(public=0))
-    man = data.manifest(splits)
+    splits = sets.make_splits(digits, _split(public=0))
+    man = sets.manifest(splits)
     target = splits["nonmember_aux"][5].id
     with pytest.raises(ValueError, match=target):
-        data.apply_manifest([it for it in digits if it.id != target], man)
+        sets.apply_manifest([it for it in digits if it.id != target], man)
 
 
 # ------------------------------------------------------------------------------------------------ identity-aware
@@ -281,45 +281,45 @@ def _sides(splits):
 
 @pytest.mark.parametrize("seed", [0, 1, 1337])
 def test_identity_split_counts_and_sides(seed):
-    splits = data.make_splits(_people(), _split(**IDENTITY_50, split_seed=seed))
+    splits = sets.make_splits(_people(), _split(**IDENTITY_50, split_seed=seed))
     assert _counts(splits) == {"public": 0, "member_aux": 50, "member_te": 50, "nonmember_aux": 50,
                                "nonmember_te": 50}
     mem, non = _sides(splits)
     assert mem == non                      # every identity used is on both sides
     assert len(mem) == 25                  # 200 images / 8 per identity
     per_identity = {}
-    for name in data.PRIVATE:
+    for name in sets.PRIVATE:
         for it in splits[name]:
             per_identity[it.identity] = per_identity.get(it.identity, 0) + 1
     assert set(per_identity.values()) == {8}
-    data.check_disjoint(splits)
+    sets.check_disjoint(splits)
     _assert_disjoint_content(splits)
 
 
 def test_identity_split_public_gets_only_unused_identities():
     items = _people()
-    splits = data.make_splits(items, _split(**{**IDENTITY_50, "public": -1}))
-    private_ids = {it.identity for name in data.PRIVATE for it in splits[name]}
+    splits = sets.make_splits(items, _split(**{**IDENTITY_50, "public": -1}))
+    private_ids = {it.identity for name in sets.PRIVATE for it in splits[name]}
     unused = [it for it in items if it.identity not in private_ids]
     assert _counts(splits)["public"] == len(unused) > 0
     assert not {it.identity for it in splits["public"]} & private_ids
-    data.check_disjoint(splits)
+    sets.check_disjoint(splits)
 
 
 def test_identity_split_reproducible():
-    a = data.make_splits(_people(), _split(**IDENTITY_50, split_seed=5))
-    b = data.make_splits(_people(), _split(**IDENTITY_50, split_seed=5))
+    a = sets.make_splits(_people(), _split(**IDENTITY_50, split_seed=5))
+    b = sets.make_splits(_people(), _split(**IDENTITY_50, split_seed=5))
     assert _ids(a) == _ids(b)
 
 
 def test_identity_split_gender_ratio():
     kw = dict(IDENTITY_50, member_aux=40, member_te=40, nonmember_aux=40, nonmember_te=40, gender_ratio=0.7)
     for seed in (0, 1, 2):
-        splits = data.make_splits(_people(), _split(**kw, split_seed=seed))
+        splits = sets.make_splits(_people(), _split(**kw, split_seed=seed))
         assert sum(_counts(splits).values()) == 160
         mem, non = _sides(splits)
         assert mem == non
-        genders = {it.identity: it.gender for name in data.PRIVATE for it in splits[name]}
+        genders = {it.identity: it.gender for name in sets.PRIVATE for it in splits[name]}
         assert len(genders) == 20
         assert sum(g == "female" for g in genders.values()) == 14
 
@@ -327,18 +327,18 @@ def test_identity_split_gender_ratio():
 def test_identity_split_gender_ratio_impossible():
     kw = dict(IDENTITY_50, member_aux=40, member_te=40, nonmember_aux=40, nonmember_te=40, gender_ratio=1.0)
     with pytest.raises(ValueError, match="gender_ratio"):
-        data.make_splits(_people(female=10), _split(**kw))   # needs 20 female identities, has 10
+        sets.make_splits(_people(female=10), _split(**kw))   # needs 20 female identities, has 10
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_identity_split_varying_counts(seed):
     kw = dict(IDENTITY_50, member_aux=10, member_te=10, nonmember_aux=10, nonmember_te=10, images_per_identity=0)
-    splits = data.make_splits(_people(), _split(**kw, split_seed=seed))
+    splits = sets.make_splits(_people(), _split(**kw, split_seed=seed))
     assert _counts(splits) == {"public": 0, "member_aux": 10, "member_te": 10, "nonmember_aux": 10,
                                "nonmember_te": 10}
-    data.check_disjoint(splits)
+    sets.check_disjoint(splits)
     per_identity = {}
-    for name in data.PRIVATE:
+    for name in sets.PRIVATE:
         for it in splits[name]:
             per_identity[it.identity] = per_identity.get(it.identity, 0) + 1
     assert max(per_identity.values()) <= 4
@@ -347,18 +347,18 @@ def test_identity_split_varying_counts(seed):
 def test_identity_split_needs_identities():
     items = _people(5, 10) + [_item("anon", 250, 250)]
     with pytest.raises(ValueError, match="anon"):
-        data.make_splits(items, _split(**IDENTITY_50))
+        sets.make_splits(items, _split(**IDENTITY_50))
 
 
 def test_identity_split_too_few_identities():
     with pytest.raises(ValueError, match="200"):
-        data.make_splits(_people(20, 10), _split(**IDENTITY_50))   # 20 identities x 8 = 160 < 200
+        sets.make_splits(_people(20, 10), _split(**IDENTITY_50))   # 20 identities x 8 = 160 < 200
 
 
 def test_identity_split_skips_small_identities():
     # 25 identities with 8+ images and 10 with only 5: the small ones must never be used with images_per_identity=8
     items = _people(25, 8) + [it for it in _people(35, 5) if int(it.identity[1:]) >= 25]
-    splits = data.make_splits(items, _split(**IDENTITY_50))
+    splits = sets.make_splits(items, _split(**IDENTITY_50))
     used = set().union(*_sides(splits))
     assert len(used) == 25 and all(int(i[1:]) < 25 for i in used)
 
@@ -370,8 +370,8 @@ def test_identity_split_gender_ratio_varying_mode():
               gender_ratio=0.7)
     items = _people(60, 10, female=30)
     for seed in range(6):
-        splits = data.make_splits(items, _split(**kw, split_seed=seed))
-        genders = {it.identity: it.gender for name in data.PRIVATE for it in splits[name]}
+        splits = sets.make_splits(items, _split(**kw, split_seed=seed))
+        genders = {it.identity: it.gender for name in sets.PRIVATE for it in splits[name]}
         n_f = sum(g == "female" for g in genders.values())
         assert n_f == round(0.7 * len(genders)), (seed, n_f, len(genders))
 
@@ -527,13 +527,13 @@ def test_caption_words_digits(digits):
 
 def test_member_seed_redeals_the_private_images_and_keeps_public(digits):
     small = dict(member_aux=20, member_te=20, nonmember_aux=20, nonmember_te=20, public=100)
-    a = data.make_splits(digits, _split(**small))
-    b = data.make_splits(digits, _split(**small, member_seed=7))
+    a = sets.make_splits(digits, _split(**small))
+    b = sets.make_splits(digits, _split(**small, member_seed=7))
     assert _ids(a)["public"] == _ids(b)["public"]                          # same base model
-    private = lambda s: sorted(i for name in data.PRIVATE for i in _ids(s)[name])   # noqa: E731
+    private = lambda s: sorted(i for name in sets.PRIVATE for i in _ids(s)[name])   # noqa: E731
     assert private(a) == private(b) and _counts(a) == _counts(b)
     assert set(_ids(a)["member_aux"]) != set(_ids(b)["member_aux"])
-    assert _ids(b) == _ids(data.make_splits(digits, _split(**small, member_seed=7)))
-    data.check_disjoint(b)
+    assert _ids(b) == _ids(sets.make_splits(digits, _split(**small, member_seed=7)))
+    sets.check_disjoint(b)
     with pytest.raises(ValueError, match="member_seed"):
-        data.make_splits(_people(), _split(**IDENTITY_50, member_seed=3))
+        sets.make_splits(_people(), _split(**IDENTITY_50, member_seed=3))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from smplora_nb import config, data, models
+from smplora_nb import config, data, models, sets, tinybase
 
 FAST = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=5, member_te=5,
             nonmember_aux=5, nonmember_te=5)
@@ -17,19 +17,19 @@ def digits():
 @pytest.fixture
 def tiny_base(digits):
     cfg = config.make("tiny", **FAST)
-    splits = data.make_splits(digits, cfg.split)
+    splits = sets.make_splits(digits, cfg.split)
     return cfg, splits, models.base_model(cfg, splits, digits)
 
 
 @pytest.mark.parametrize("word", ["three", "red", "abab", "ababab", "banana", "pokemon"])
 def test_every_vocabulary_word_is_one_token(tmp_path, word):
     words = ["a", "red", "digit", "three", "re", "abab", "ababab", "banana", "an", "pokemon", "po"]
-    tok = models.build_tokenizer(sorted(words), tmp_path)
+    tok = tinybase.build_tokenizer(sorted(words), tmp_path)
     assert tok.convert_ids_to_tokens(tok(word).input_ids) == ["<|startoftext|>", word + "</w>", "<|endoftext|>"]
 
 
 def test_tokenizer_spells_caption_words_as_single_tokens(tmp_path):
-    tok = models.build_tokenizer(["a", "digit", "red", "three"], tmp_path)
+    tok = tinybase.build_tokenizer(["a", "digit", "red", "three"], tmp_path)
     ids = tok("a red digit three").input_ids
     assert tok.convert_ids_to_tokens(ids) == ["<|startoftext|>", "a</w>", "red</w>", "digit</w>", "three</w>",
                                               "<|endoftext|>"]
@@ -39,7 +39,7 @@ def test_tokenizer_spells_caption_words_as_single_tokens(tmp_path):
 
 def test_tiny_parts_have_sd_architecture(tmp_path):
     cfg = config.make("tiny")
-    parts = models.build_tiny(["a", "red"], cfg.model, 16, tmp_path)
+    parts = tinybase.build_tiny(["a", "red"], cfg.model, 16, tmp_path)
     assert type(parts["unet"]).__name__ == "UNet2DConditionModel"
     assert type(parts["vae"]).__name__ == "AutoencoderKL"
     assert type(parts["text_encoder"]).__name__ == "CLIPTextModel"
@@ -67,31 +67,31 @@ def test_save_load_round_trip_through_shared_loader(tiny_base):
 
 def test_base_model_is_cached(tiny_base, monkeypatch, digits):
     cfg, splits, folder = tiny_base
-    monkeypatch.setattr(models, "pretrain_tiny", lambda *a, **k: pytest.fail("retrained a cached base model"))
+    monkeypatch.setattr(tinybase, "pretrain_tiny", lambda *a, **k: pytest.fail("retrained a cached base model"))
     assert models.base_model(cfg, splits, digits) == folder
 
 
 def test_cache_key_depends_on_config_and_public_split(digits):
     cfg = config.make("tiny", **FAST)
-    splits = data.make_splits(digits, cfg.split)
+    splits = sets.make_splits(digits, cfg.split)
     words = data.caption_words(digits)
-    key = models.tiny_cache_key(cfg, splits["public"], words)
-    assert key == models.tiny_cache_key(cfg, splits["public"], words)
-    assert key != models.tiny_cache_key(config.make("tiny", **{**FAST, "pretrain_steps": 4}), splits["public"], words)
-    assert key != models.tiny_cache_key(cfg, splits["public"][1:], words)
+    key = tinybase.tiny_cache_key(cfg, splits["public"], words)
+    assert key == tinybase.tiny_cache_key(cfg, splits["public"], words)
+    assert key != tinybase.tiny_cache_key(config.make("tiny", **{**FAST, "pretrain_steps": 4}), splits["public"], words)
+    assert key != tinybase.tiny_cache_key(cfg, splits["public"][1:], words)
 
 
 def test_failed_pretraining_leaves_no_cache(digits, monkeypatch):
     cfg = config.make("tiny", **{**FAST, "pretrain_steps": 5})
-    splits = data.make_splits(digits, cfg.split)
+    splits = sets.make_splits(digits, cfg.split)
 
     def boom(*a, **k):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(models, "pretrain_unet", boom)
+    monkeypatch.setattr(tinybase, "pretrain_unet", boom)
     with pytest.raises(RuntimeError):
         models.base_model(cfg, splits, digits)
-    folder = models.paths.cache_dir("base") / models.tiny_cache_key(cfg, splits["public"], data.caption_words(digits))
+    folder = models.paths.cache_dir("base") / tinybase.tiny_cache_key(cfg, splits["public"], data.caption_words(digits))
     assert not folder.exists()
     assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")]
 

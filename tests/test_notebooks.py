@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from smplora_nb import config, data, paths, runner
+from smplora_nb import config, paths, runner, sets
 
 # Small sizes for CI, per notebook (every notebook must have an entry).
 BASE_FAST = {"vae_steps": 20, "pretrain_steps": 20}
@@ -35,7 +35,7 @@ NOTEBOOKS = runner.list_notebooks()
 
 def check_01(m):
     split = config.make("tiny").split                                   # CI keeps the tiny split sizes
-    assert m["counts"] == {name: getattr(split, name) for name in data.SETS}
+    assert m["counts"] == {name: getattr(split, name) for name in sets.SETS}
     assert m["disjoint"] is True and m["n_items"] == 1797
     assert 0.0 <= m["digit_accuracy_base_samples"] <= 1.0 and m["digit_accuracy_real"] > 0.8
     assert [c["holds"] for c in m["claims"]][:2] == [True, True]       # disjoint; 20+20 steps take < 300 s
@@ -123,7 +123,7 @@ def check_05(m):
         assert (folder / f"ablation_{family}.md").read_text().startswith(f"| {family} | asr")
     assert (folder / "privacy_utility.png").stat().st_size > 1000
     cells = json.loads((folder / f"{stem}.ipynb").read_text())["cells"]
-    explorer = [c for c in cells if c["cell_type"] == "code" and "viz.explorer(" in "".join(c["source"])][0]
+    explorer = [c for c in cells if c["cell_type"] == "code" and "widgets.explorer(" in "".join(c["source"])][0]
     assert sum("image/png" in o.get("data", {}) for o in explorer["outputs"]) == 2   # static view: ROC + samples
 
 
@@ -210,3 +210,51 @@ def test_select_and_parse_value():
         runner.select(NOTEBOOKS, ["99"])
     assert runner.parse_value("3") == 3 and runner.parse_value("0.5") == 0.5
     assert runner.parse_value("folder:/x") == "folder:/x" and runner.parse_value("None") is None
+
+
+# ------------------------------------------------------------------------- the paper profile, at test sizes
+
+PAPER_SMALL = {"resolution": 16, "lora_rank": 4, "lora_alpha": 4.0, "batch_size": 8, "proxy_batch_size": 4,
+               "mixed_precision": "no", "quality_features": "pixels", "sample_steps": 2}
+PAPER_PARAMS = {  # the CI sizes of each notebook, the paper profile's own knobs where a notebook has no parameter
+    "02_membership_inference_attack": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2},
+    "03_mp_lora_instability": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2},
+    "04_smp_lora_training": {"n_seeds": 2, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2,
+                             "two_forward_seeds": 1},
+    "05_ablations": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2, "lams": [0.05],
+                     "lr_factors": [1.0], "rank_factors": [1.0], "n_seeds": 1},
+    "06_stronger_attacks_and_baselines": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2,
+                                          "hessian_iters": 2, "member_seeds": [], "dp_epsilons": [8.0],
+                                          "dp_epochs": 1, "frontier_epochs": [1], "n_boot": 20},
+}
+
+
+def _captioned_folder(root, n=112):
+    """A folder dataset in the official layout: ``1_digits/digit_<i>.png`` + a same-stem ``.txt`` caption."""
+    from PIL import Image
+
+    from smplora_nb import data
+
+    sub = root / "1_digits"
+    sub.mkdir(parents=True)
+    for i, it in enumerate(data.load_dataset("digits", 16)[:n]):
+        Image.fromarray(it.image).resize((20, 20)).save(sub / f"digit_{i}.png")
+        (sub / f"digit_{i}.txt").write_text(it.caption)
+    return root
+
+
+def test_notebooks_02_to_06_run_on_the_paper_profile(tiny_setup, tmp_path):
+    """``profile="paper"`` (text-encoder LoRA, grad clipping, the paper's raw-map proxy, lam 0.05, the Hessian) on a
+    tiny saved SD-layout pipeline and a folder dataset, at test sizes: a crash on the paper path shows here, not on
+    a rented GPU. Image quality uses pooled pixels (Inception's weights cannot be downloaded here)."""
+    folder = _captioned_folder(tmp_path / "digits_folder")
+    overrides = {**PAPER_SMALL, "base": str(tiny_setup[3])}
+    for stem, params in PAPER_PARAMS.items():
+        runner.run(only=[stem], profile="paper", progress=False,
+                   params={**params, **SPLIT_FAST, "dataset": f"folder:{folder}", "overrides": overrides})
+        m = paths.read_metrics(stem)
+        assert m["profile"] == "paper" and "pooled" in m["feature_extractor"], stem
+        assert (paths.outputs_root() / stem / f"{stem}.ipynb").exists()
+    m3 = paths.read_metrics("03_mp_lora_instability")
+    assert m3["proxy_feature"] == "paper" and m3["lam"] == 0.05
+    assert m3["mp_lora"]["diagnostics"]["hessian_mean"] is not None           # the Hessian ran on the paper path

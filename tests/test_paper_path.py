@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from smplora_nb import attack, config, data, evaluate, metrics, models, runs
+from smplora_nb import attack, config, data, evaluate, metrics, models, runs, sets
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ldm_export  # noqa: E402
@@ -92,7 +92,7 @@ def test_latents_and_caption_embeddings_are_cached_on_disk(tiny_setup, monkeypat
     parts = models.load_pipeline(base).components
     z0, cond = models.encode_items(parts, splits["member_aux"], source=base)
     monkeypatch.setattr(parts["vae"], "encode", lambda *a, **k: pytest.fail("encoded cached latents again"))
-    monkeypatch.setattr(models, "encode_text", lambda *a, **k: pytest.fail("encoded cached captions again"))
+    monkeypatch.setattr(models.tinybase, "encode_text", lambda *a, **k: pytest.fail("encoded cached captions again"))
     z1, c1 = models.encode_items(parts, splits["member_aux"], source=base)
     assert torch.equal(z0, z1) and torch.equal(cond, c1) and z0.stride() == z1.stride()
 
@@ -102,7 +102,7 @@ def test_latents_and_caption_embeddings_are_cached_on_disk(tiny_setup, monkeypat
 def test_official_pokemon_folder_layout(tmp_path, digits):
     root = _pokemon_folder(tmp_path / "pokemon", digits)
     cfg = config.make("paper", dataset=f"folder:{root}", caption_prefix="pokemon, ", **SMALL)
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     assert len(items) == 30 and all(it.image.shape == (16, 16, 3) for it in items)
     assert all(it.caption.startswith("pokemon, ") and not it.caption.startswith("pokemon, pokemon") for it in items)
     assert {k: len(v) for k, v in splits.items()} == {"public": 0, "member_aux": 6, "member_te": 6,
@@ -119,7 +119,7 @@ def test_official_released_sets_and_celeba_identity_tokens(tmp_path):
                 sub.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(sub / f"{name}{j}.png")
                 (sub / f"{name}{j}.txt").write_text(f"cele{ident}, a photo of a person")
-    items, splits = data.prepare(config.make("paper", dataset=f"folder:{root}", resolution=16))
+    items, splits = sets.prepare(config.make("paper", dataset=f"folder:{root}", resolution=16))
     assert {k: len(v) for k, v in splits.items()} == {"public": 0, "member_aux": 4, "member_te": 4,
                                                       "nonmember_aux": 4, "nonmember_te": 4}
     assert all(it.id.startswith(folder) for folder, name in data.OFFICIAL_SETS.items() for it in splits[name])
@@ -127,7 +127,7 @@ def test_official_released_sets_and_celeba_identity_tokens(tmp_path):
     Image.new("RGB", (16, 16), (1, 2, 3)).save(root / "stray.png")
     (root / "stray.txt").write_text("cele101, stray")
     with pytest.raises(ValueError, match="stray.png is in none of them"):
-        data.prepare(config.make("paper", dataset=f"folder:{root}", resolution=16))
+        sets.prepare(config.make("paper", dataset=f"folder:{root}", resolution=16))
 
 
 def test_coco_captions_and_celeba_label_files(tmp_path):
@@ -167,10 +167,10 @@ def _people(n_id, per=8, female_frac=0.5):
                                                     ("celeba_gender", 40, 20), ("celeba_varying", 63, None)])
 def test_celeba_presets_have_the_papers_counts_and_ratios(preset, per_set, n_ids):
     cfg = config.make("paper", split_preset=preset)
-    splits = data.make_splits(_people(150), cfg.split)
-    assert {k: len(v) for k, v in splits.items() if k != "public"} == {k: per_set for k in data.PRIVATE}
+    splits = sets.make_splits(_people(150), cfg.split)
+    assert {k: len(v) for k, v in splits.items() if k != "public"} == {k: per_set for k in sets.PRIVATE}
     used = {}
-    for name in data.PRIVATE:
+    for name in sets.PRIVATE:
         for it in splits[name]:
             used.setdefault(it.identity, []).append(name)
     members = {i for i, sets in used.items() if any(s.startswith("member") for s in sets)}
@@ -183,10 +183,10 @@ def test_celeba_presets_have_the_papers_counts_and_ratios(preset, per_set, n_ids
         assert 63 <= len(used) <= 252
         assert all(i in members and i in nonmembers for i, v in used.items() if len(v) >= 2)
     if preset == "celeba_gender":
-        female = sum(any(it.gender == "female" for name in data.PRIVATE for it in splits[name]
+        female = sum(any(it.gender == "female" for name in sets.PRIVATE for it in splits[name]
                          if it.identity == i) for i in used)
         assert female / len(used) == pytest.approx(0.7)    # 14 of 20 identities: 7:3
-    data.check_disjoint(splits)
+    sets.check_disjoint(splits)
 
 
 # ------------------------------------------------------------------------------------------- training path
@@ -204,7 +204,7 @@ def test_paper_path_end_to_end(tiny_setup, single_file, tmp_path, digits, source
     cfg = config.make("paper", dataset=f"folder:{root}", mixed_precision="bf16", gradient_checkpointing=True,
                       **base_kw, **SMALL)
     assert cfg.train.text_encoder_lr > 0 and cfg.train.grad_clip == 1.0 and cfg.train.proxy_feature == "paper"
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)
     if source == "single_file":
         assert Path(base).name.startswith("single-") and (Path(base) / "model_index.json").exists()
@@ -234,7 +234,7 @@ def test_paper_profile_private_run_with_the_hessian_and_a_text_encoder_lora(tiny
     cfg = config.make("paper", base=str(tiny_setup[3]), dataset="digits", method=method, hessian_every=1,
                       hessian_iters=3, mixed_precision="bf16", **SMALL)
     assert cfg.train.text_encoder_lr > 0 and cfg.train.proxy_feature == "paper"
-    items, splits = data.prepare(cfg)
+    items, splits = sets.prepare(cfg)
     log = json.loads((runs.train(cfg, splits, models.base_model(cfg, splits, items), progress=False)
                       / "train_log.json").read_text())
     assert log["steps"] == 6 and [h[0] for h in log["hessian"]] == list(range(6))

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smplora_nb import config, paths, report, runner, runs
+from smplora_nb import config, parallel, paths, report, runner, runs, widgets
 
 TOY = '''from smplora_nb import paths
 paths.write_metrics("01_toy", {"value": value, "claims": []})
@@ -54,19 +54,19 @@ def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
     trained = {}
 
     def fake(fn, jobs, *a, **k):
-        trained[os.environ[runner.SHARD_VAR]] = set(jobs)
+        trained[os.environ[parallel.SHARD_VAR]] = set(jobs)
         return {}
 
     monkeypatch.setattr(runs.parallel, "side_by_side", fake)
     for i in (1, 2):
-        monkeypatch.setenv(runner.SHARD_VAR, f"{i}/2")
-        with pytest.raises(runner.ShardComplete, match=f"shard {i}/2"):
+        monkeypatch.setenv(parallel.SHARD_VAR, f"{i}/2")
+        with pytest.raises(parallel.ShardComplete, match=f"shard {i}/2"):
             runs.train_many(cfgs, splits, base, progress=False)
     assert trained["1/2"] | trained["2/2"] == set(cfgs) and not trained["1/2"] & trained["2/2"]
     assert len(trained["1/2"]) == 3
     for bad in ("0/2", "3/2", "x"):
         with pytest.raises(ValueError, match="shard"):
-            runner.parse_shard(bad)
+            parallel.parse_shard(bad)
 
 
 def test_report_puts_results_next_to_the_paper(tmp_path):
@@ -214,8 +214,6 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     draws the first view statically (metrics table, ROC, samples)."""
     import numpy as np
 
-    from smplora_nb import viz
-
     rng = np.random.default_rng(0)
     def entry():
         audit = {"loss_map_mlp": {"asr": 0.6, "auc": 0.6, "auc_dev": 0.2, "tpr_at_5pct_fpr": 0.1,
@@ -225,10 +223,10 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     entries = {("lora", None, 1): entry(), ("smp_lora", 1.0, 1): entry(), ("smp_lora", 0.1, 1): entry(),
                ("smp_lora", 1.0, 2): entry()}
     real = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
-    assert viz.explorer(entries, real, ["a", "b", "c"], interactive=False) is None
+    assert widgets.explorer(entries, real, ["a", "b", "c"], interactive=False) is None
     shown = capsys.readouterr().out
     assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
-    box = viz.explorer(entries, real, ["a", "b", "c"])
+    box = widgets.explorer(entries, real, ["a", "b", "c"])
     method, lam, seed = box.children[0].children
     assert method.options == ("lora", "smp_lora") and lam.options == (None,) and seed.options == (1,)
     method.value = "smp_lora"

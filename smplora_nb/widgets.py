@@ -1,0 +1,99 @@
+"""The results explorer: pick a method, ``lam`` and seed, see its metrics, ROC and samples (smplora_nb, arXiv
+2402.11989 companion). ipywidgets in JupyterLab and Colab; a static first view where widgets cannot run (papermill).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from . import tables
+from .viz import image_grid, roc_curves
+
+
+def explorer_view(entry: dict, real_images, captions, title: str = ""):
+    """One results-explorer view: the metrics as Markdown, the ROC figure and the sample grid of one evaluated run
+    (``evaluate.evaluate``'s result)."""
+    from IPython.display import Markdown
+
+    audit = entry["audit"]
+    rows = {a: {"mean": {**{k: v for k, v in audit[a].items() if not k.startswith("scores_")},
+                         **entry["quality"]}} for a in audit}
+    table = Markdown(f"**{title}**\n\n" + tables.metric_table(rows, columns=("asr", "auc", "auc_dev", "tpr_at_5pct_fpr",
+                                                                       "fid", "kid")))
+    roc = roc_curves({a: (audit[a]["scores_member"], audit[a]["scores_nonmember"]) for a in audit},
+                     f"ROC on D_te: {title}")
+    n = len(entry["samples"])
+    grid = image_grid(list(real_images[:n]) + list(entry["samples"]), list(captions[:n]) * 2, ncols=n,
+                      title="top: training images · bottom: generated from the same captions")
+    return table, roc, grid
+
+
+def _png(fig):
+    """A figure as an IPython PNG image (closed afterwards)."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def explorer(entries: dict, real_images, captions, interactive: bool = True):
+    """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
+
+    ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
+    redraw the view; with ``interactive=False`` (headless runs: papermill, CI) the first entry's view is displayed
+    as static output instead, so an executed notebook still shows it.
+    """
+    from IPython.display import display
+
+    def show(key):
+        table, *figs = explorer_view(entries[key], real_images, captions, f"{key[0]}, lam {key[1]}, seed {key[2]}")
+        display(table, *(_png(f) for f in figs))                 # PNG whatever the matplotlib backend
+
+    first = next(iter(entries))
+    if not interactive:
+        show(first)
+        return None
+    import ipywidgets as w
+
+    pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
+    out = w.Output()
+    busy = []                                         # non-empty while options are being replaced
+
+    def offer(name, values):                          # new options, the first one selected, no events meanwhile
+        busy.append(name)
+        try:
+            pick[name].options = values
+            pick[name].value = values[0]
+        finally:
+            busy.pop()
+
+    def redraw(_=None):
+        key = (pick["method"].value, pick["lam"].value, pick["seed"].value)
+        if not busy and key in entries:
+            out.clear_output(wait=True)
+            with out:
+                show(key)
+
+    def on_lam(_=None):
+        if not busy:
+            m, lam = pick["method"].value, pick["lam"].value
+            offer("seed", sorted({k[2] for k in entries if k[0] == m and k[1] == lam}))
+            redraw()
+
+    def on_method(_=None):
+        if not busy:
+            lams = sorted({k[1] for k in entries if k[0] == pick["method"].value}, key=lambda v: (v is None, v or 0))
+            offer("lam", lams)
+            on_lam()
+
+    offer("method", list(dict.fromkeys(k[0] for k in entries)))
+    on_method()
+    pick["method"].observe(on_method, "value")
+    pick["lam"].observe(on_lam, "value")
+    pick["seed"].observe(redraw, "value")
+    box = w.VBox([w.HBox(list(pick.values())), out])
+    display(box)
+    return box
