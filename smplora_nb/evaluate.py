@@ -4,7 +4,8 @@ For a trained run (or the base model, the control) this
 
 1. probes every private set with the attacker's loss maps (``attack.probe``: fixed timesteps, seeded noise shared by
    every model audited),
-2. fits every attack on D_aux and scores D_te once (``attack.audit``; no knob is chosen on D_te),
+2. fits every attack on D_aux and scores D_te once (``attack.audit``; no knob is chosen on D_te), the reference
+   MLP on the maps calibrated by the base model's (the adapters switched off),
 3. generates one image per member caption and compares them with the member images (``metrics``: FID, KID and, for
    digits, the digit classifier's accuracy),
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import attack, lora, models, parallel, paths
 
-EVAL_VERSION = 1                       # bump when the audit's computation changes (cache key)
+EVAL_VERSION = 2                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
 
 
@@ -78,7 +79,12 @@ def evaluate(base, run, splits, extractor, seed: int, mlp_epochs: int = 100, ste
     if run is not None:
         lora.load_into(pipe, Path(run) / "lora")
     maps = attack.probe(pipe.components, splits, source=base)
-    audit = attack.audit(maps, seed=seed, mlp_epochs=mlp_epochs)
+    base_maps = None
+    if run is not None:                                  # the reference MLP's base maps: the adapters switched off
+        pipe.disable_lora()
+        base_maps = attack.probe(pipe.components, splits, source=base)
+        pipe.enable_lora()
+    audit = attack.audit(maps, seed=seed, mlp_epochs=mlp_epochs, base_maps=base_maps)
     images = models.generate(pipe, [it.caption for it in members], seed=0, steps=steps,
                              guidance_scale=guidance_scale)
     out = {"audit": audit, "quality": extractor.score(members, images, [it.label for it in members]),

@@ -3,8 +3,8 @@
 Membership, with members as the positive class and scores "higher = more likely a member":
   asr      balanced accuracy of the attack's decision rule (fixed on D_aux) on D_te (= accuracy when balanced)
   auc      area under the ROC curve;  auc_dev = |auc - 0.5| / 0.5, the paper's form (0 = random guessing)
-  tpr_at_1pct_fpr, tpr_at_5pct_fpr   read conservatively: the TPR at the largest FPR not above the target;
-           ``None`` ("not measurable") when there are fewer than 1/target non-members.
+  tpr_at_1pct_fpr, tpr_at_5pct_fpr   LiRA's convention (Carlini et al. 2022, its plotting code): the TPR at the
+           largest FPR strictly below the target; ``None`` ("not measurable") with fewer than 1/target non-members.
 
 Quality: FID and KID between generated and real images, from features of an extractor. SD-scale runs use clean-fid's
 Inception; the offline ``tiny`` profile cannot download it and uses a small CNN trained here on the public split
@@ -21,14 +21,14 @@ TINY_FEATURES = "digit-CNN features trained on the public split (not Inception: 
 
 
 def tpr_at_fpr(y: np.ndarray, scores: np.ndarray, target: float) -> float | None:
-    """TPR at the largest FPR <= ``target`` (conservative); ``None`` when there are < 1/target negatives."""
+    """TPR at the largest FPR < ``target`` (LiRA's convention); ``None`` when there are < 1/target negatives."""
     from sklearn.metrics import roc_curve
 
     y = np.asarray(y)
     if (y == 0).sum() * target < 1:
         return None
     fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
-    return float(tpr[fpr <= target + 1e-12].max())
+    return float(tpr[fpr < target - 1e-12].max())
 
 
 def membership(scores_member, scores_nonmember, threshold: float) -> dict:
@@ -63,7 +63,7 @@ def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: flo
         fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
         stats["auc"].append(auc(fpr, tpr))
         for k, target in (("tpr_at_1pct_fpr", 0.01), ("tpr_at_5pct_fpr", 0.05)):   # as ``tpr_at_fpr``
-            stats[k].append(None if len(sn) * target < 1 else float(tpr[fpr <= target + 1e-12].max()))
+            stats[k].append(None if len(sn) * target < 1 else float(tpr[fpr < target - 1e-12].max()))
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     out = {"level": level, "n_boot": n_boot}
     for k, v in stats.items():

@@ -8,15 +8,21 @@ cumulative product of the schedule's alphas (``scheduler.alphas_cumprod``), ||v|
              eps seeded per (seed, timestep), so every model audited sees the same noise.
 * ``pia``    PIA (Kong et al., ICLR 2024): eps0 = eps_hat(z0, 0, c); z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps0;
              -||eps_hat(z_t, t, c) - eps0||_4^4 / n. Deterministic: no noise is drawn.
-* ``pian``   PIAN: as PIA with eps0 standardised per image (zero mean, unit variance), i.e. a Gaussian-like noise.
-* ``secmi``  SecMI_stat (Duan et al., ICML 2023): deterministic DDIM inversion of z0 up to t in steps of ``stride``,
-             z~_t; one deterministic DDIM step down to t - stride and back up, z^_t; -||z~_t - z^_t||^2 / n.
+* ``pian``   PIAN: as PIA with eps0 rescaled per image as PIA's code does, eps0 * sqrt(2/pi) / mean|eps0| (not
+             centred): the mean absolute value of a standard normal.
+* ``secmi``  SecMI_stat (Duan et al., ICML 2023; SecMI-LDM): deterministic DDIM inversion of z0 from t = 0 up to t
+             in steps of ``stride`` (the original's k = 10), z~_t; one deterministic DDIM step *up* to t + stride and
+             back *down* to t, z^_t; -||z~_t - z^_t||^2 / n.
+* ``loss_ref``  reference Loss@t (the idea behind LiRA / RMIA, with the public base model as the free reference):
+             the adapted model's Loss@t score minus the base model's at the same t and noise, i.e.
+             -(l_adapted - l_base). Scored by ``audit`` (it needs both models).
 * ``sima``   SimA (2025): -||eps_hat(z0, t, c)||_4^4 / n, the noise predicted on the *clean* latent at small t.
 
 The deterministic DDIM step between timesteps a -> b (either direction) is
     z_b = sqrt(abar_b) * (z_a - sqrt(1 - abar_a) e) / sqrt(abar_a) + sqrt(1 - abar_b) * e,   e = eps_hat(z_a, a, c),
-with abar = 1 at the clean end (t = -1 here). ``fit`` chooses the timestep by AUC on D_aux and the threshold by
-balanced accuracy on D_aux; D_te is only scored.
+with abar = 1 at the clean end (t = -1 here). ``fit`` chooses the timestep *and the direction* on D_aux (the
+column whose AUC is furthest from 0.5, its sign flipped when below 0.5: a reversed signal is still a signal), then
+the threshold by balanced accuracy on D_aux; D_te is only scored.
 """
 from __future__ import annotations
 
@@ -26,11 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ATTACKS = ("loss", "pia", "pian", "secmi", "sima")
-SECMI_STRIDE = 50                      # DDIM step of SecMI's inversion (timesteps of 1000)
+ATTACKS = ("loss", "pia", "pian", "secmi", "sima")   # scores of one model (``score``)
+REFERENCE = ("loss_ref",)                            # scores that also read the base model (``audit``)
+SECMI_STRIDE = 10                      # DDIM step of SecMI's inversion and of its step up (the original's k = 10)
 CANDIDATES = {"loss": (50, 100, 200, 350, 500), "pia": (50, 100, 200, 350), "pian": (50, 100, 200, 350),
-              "secmi": (50, 100, 200), "sima": (1, 10, 50, 100)}   # timesteps each attack may choose among on D_aux
-SCORE_VERSION = 1                      # bump when a score's computation changes (cache key)
+              "secmi": (50, 100, 200), "sima": (1, 10, 50, 100),
+              "loss_ref": (50, 100, 200, 350, 500)}   # timesteps each attack may choose among on D_aux
+SCORE_VERSION = 2                      # bump when a score's computation changes (cache key)
 
 
 def _parts(model):
@@ -102,9 +110,9 @@ def _loss(unet, scheduler, z0, cond, t: int, noise) -> torch.Tensor:
 
 def _pia(unet, scheduler, z0, cond, timesteps, normalize: bool) -> list:
     eps0 = _eps(unet, z0, 0, cond)                                   # one query at t = 0, shared by every t
-    if normalize:
-        flat = eps0.flatten(1)
-        eps0 = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).view_as(eps0)
+    if normalize:                                                # PIA's code: eps0 / mean|eps0| * sqrt(2 / pi)
+        scale = eps0.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, *[1] * (eps0.dim() - 1))
+        eps0 = eps0 / scale * (2 / np.pi) ** 0.5
     cols = []
     for t in timesteps:
         ab = _abar(scheduler, t, z0.device)
@@ -113,40 +121,46 @@ def _pia(unet, scheduler, z0, cond, timesteps, normalize: bool) -> list:
 
 
 def _secmi(unet, scheduler, z0, cond, timesteps, stride: int) -> list:
-    """Invert once along the stride grid of each timestep's residue (t mod stride), keep z~_t at every requested
-    t, then one DDIM step down and back up from each."""
+    """Invert once from t = 0 along the stride grid of each timestep's residue (t mod stride), keep z~_t at every
+    requested t, then one DDIM step up to t + stride and back down to t from each (SecMI's ``ddim_singlestep``)."""
+    n_t = scheduler.config.num_train_timesteps
+    if any(t + stride >= n_t for t in timesteps):
+        raise ValueError(f"SecMI steps up to t + stride: every timestep + {stride} must stay below {n_t}")
     cols = {}
     for r in sorted({t % stride for t in timesteps}):
         want = [t for t in timesteps if t % stride == r]
-        grid = [-1] + list(range(r, max(want) + 1, stride))          # clean end, r, r + stride, ..., max t
-        z, states = z0, {}
+        grid = list(dict.fromkeys([0] + list(range(r, max(want) + 1, stride))))    # 0, (r,) r + stride, ..., max t
+        z, states = z0, {0: z0}
         for a, b in zip(grid, grid[1:]):
             z = ddim_step(unet, scheduler, z, a, b, cond)
-            states[b] = (a, z)                                       # z~_b and the grid point below it
+            states[b] = z                                            # z~_b
         for t in want:
-            below, z_t = states[t]
-            back = ddim_step(unet, scheduler, ddim_step(unet, scheduler, z_t, t, below, cond), below, t, cond)
+            z_t = states[t]
+            back = ddim_step(unet, scheduler, ddim_step(unet, scheduler, z_t, t, t + stride, cond), t + stride, t, cond)
             cols[t] = -_mean_pow(z_t - back, 2)
     return [cols[t] for t in timesteps]
 
 
 @dataclass
 class Threshold:
-    """A fitted threshold attack: the timestep column chosen by AUC on D_aux and the balanced-accuracy threshold."""
+    """A fitted threshold attack: the timestep column and its direction (``sign``) chosen on D_aux, and the
+    balanced-accuracy threshold of the signed score."""
     attack: str
     column: int
     timestep: int
     threshold: float
     aux_auc: dict
+    sign: int = 1
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
-        """(N, K) scores -> (N,) the chosen column."""
-        return np.asarray(scores)[:, self.column]
+        """(N, K) scores -> (N,) the chosen column, in the chosen direction (higher = member)."""
+        return self.sign * np.asarray(scores)[:, self.column]
 
 
 def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarray) -> Threshold:
-    """Choose the timestep by AUC on D_aux, then the threshold of ``score >= threshold`` by balanced accuracy on
-    D_aux (``attack.best_threshold``). Nothing of D_te is read."""
+    """Choose the timestep and the direction on D_aux: the column whose AUC is furthest from 0.5, negated when its
+    AUC is below 0.5 (members scoring *lower* is as much a signal as higher); then the threshold of
+    ``sign * score >= threshold`` by balanced accuracy on D_aux (``attack.best_threshold``). Nothing of D_te is read."""
     from sklearn.metrics import roc_auc_score
 
     from .attack import best_threshold
@@ -154,8 +168,10 @@ def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarra
     y = np.r_[np.ones(len(aux_member)), np.zeros(len(aux_nonmember))]
     aucs = {int(t): float(roc_auc_score(y, np.r_[aux_member[:, k], aux_nonmember[:, k]]))
             for k, t in enumerate(timesteps)}
-    k = int(np.argmax(list(aucs.values())))
-    return Threshold(attack, k, int(list(timesteps)[k]), best_threshold(aux_member[:, k], aux_nonmember[:, k]), aucs)
+    k = int(np.argmax([abs(a - 0.5) for a in aucs.values()]))
+    sign = 1 if list(aucs.values())[k] >= 0.5 else -1
+    return Threshold(attack, k, int(list(timesteps)[k]),
+                     best_threshold(sign * aux_member[:, k], sign * aux_nonmember[:, k]), aucs, sign)
 
 
 def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
@@ -171,17 +187,30 @@ def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
     if run is not None:
         lora.load_into(pipe, Path(run) / "lora")
     batches = {k: models.encode_items(pipe.components, splits[k], pipe.unet.device, source=base) for k in sets.PRIVATE}
+    all_scores = {a: {k: score(pipe, batches[k], CANDIDATES[a], a, seed) for k in sets.PRIVATE} for a in ATTACKS}
+    all_scores["loss_ref"] = {k: all_scores["loss"][k] - _base_scores(pipe, run, batches[k], seed) for k in sets.PRIVATE}
     out = {}
-    for attack in ATTACKS:
-        s = {k: score(pipe, batches[k], CANDIDATES[attack], attack, seed) for k in sets.PRIVATE}
+    for attack, s in all_scores.items():
         fitted = fit(attack, CANDIDATES[attack], s["member_aux"], s["nonmember_aux"])
         sm, sn = fitted.apply(s["member_te"]), fitted.apply(s["nonmember_te"])
         out[attack] = {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot, seed=seed),
-                       "chosen_on_aux": {"timestep": fitted.timestep, "threshold": fitted.threshold,
-                                         "aux_auc_by_t": fitted.aux_auc},
+                       "chosen_on_aux": {"timestep": fitted.timestep, "sign": fitted.sign,
+                                         "threshold": fitted.threshold, "aux_auc_by_t": fitted.aux_auc},
                        "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
     paths.write_json(path, out)
     return paths.read_json(path)                          # the same types whether computed or cached
+
+
+def _base_scores(pipe, run, batch, seed: int) -> np.ndarray:
+    """The base model's Loss@t scores at the same timesteps and noise: the adapters switched off (the base itself
+    when ``run`` is None, so its reference score is 0)."""
+    if run is None:
+        return score(pipe, batch, CANDIDATES["loss"], "loss", seed)
+    pipe.disable_lora()
+    try:
+        return score(pipe, batch, CANDIDATES["loss"], "loss", seed)
+    finally:
+        pipe.enable_lora()
 
 
 def _path(base, run, splits, seed: int, n_boot: int) -> Path:

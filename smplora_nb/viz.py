@@ -73,7 +73,8 @@ def split_counts(counts: dict):
     return fig
 
 
-def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "step", log: bool = True):
+def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "step", log: bool = True,
+                ylabel: str = "loss"):
     """Training-loss curves ``{label: [loss, ...]}`` with a moving average of ``smooth`` steps."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for label, ys in curves.items():
@@ -85,7 +86,7 @@ def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -24,8 +24,9 @@ def test_mlp_learns_a_separable_toy_case():
     gen = torch.Generator().manual_seed(0)
     aux_m, aux_n = _toy(60, True, gen), _toy(60, False, gen)
     te_m, te_n = _toy(50, True, gen), _toy(50, False, gen)
-    att = attack.fit_mlp(aux_m, aux_n, epochs=30, seed=0)
-    res = metrics.membership(att.score(te_m), att.score(te_n), att.threshold)
+    f = attack.map_features
+    att = attack.fit_mlp(f(aux_m), f(aux_n), epochs=30, seed=0)
+    res = metrics.membership(att.score(f(te_m)), att.score(f(te_n)), att.threshold)
     assert res["auc"] > 0.95 and res["asr"] > 0.85
     assert att.chosen_epoch == int(np.argmax(att.history["val_acc"]))      # chosen on held-out D_aux, not D_te
 
@@ -33,8 +34,9 @@ def test_mlp_learns_a_separable_toy_case():
 def test_mlp_is_deterministic_under_a_seed():
     gen = torch.Generator().manual_seed(1)
     aux_m, aux_n = _toy(20, True, gen), _toy(20, False, gen)
-    a = attack.fit_mlp(aux_m, aux_n, epochs=3, seed=5).score(aux_m)
-    b = attack.fit_mlp(aux_m, aux_n, epochs=3, seed=5).score(aux_m)
+    f = attack.map_features
+    a = attack.fit_mlp(f(aux_m), f(aux_n), epochs=3, seed=5).score(f(aux_m))
+    b = attack.fit_mlp(f(aux_m), f(aux_n), epochs=3, seed=5).score(f(aux_m))
     assert np.array_equal(a, b)
 
 
@@ -67,3 +69,36 @@ def test_audit_fits_every_knob_on_aux_only():
         assert a[name]["chosen_on_aux"] == b[name]["chosen_on_aux"]
         assert a[name]["auc"] == pytest.approx(1 - b[name]["auc"])      # swapped D_te labels: the AUC flips
     assert a["loss_map_mlp"]["auc"] > 0.9 and a["loss_at_t"]["auc"] > 0.9
+
+
+def test_the_papers_exact_evaluation_recipe():
+    """1 + 1 balanced batches, 100 epochs, Adam lr 1e-5, weight decay 1e-4, the raw map: about 75 steps an epoch
+    on 100 + 100 D_aux maps, and a learning curve per epoch."""
+    assert attack.PAPER_RECIPE == dict(epochs=100, lr=1e-5, batch_size=2, weight_decay=1e-4, standardize=False)
+    gen = torch.Generator().manual_seed(2)
+    maps = {k: _toy(20, k.startswith("member"), gen, informative=0, k=1) for k in ("member_aux", "nonmember_aux", "member_te",
+                                                                     "nonmember_te")}
+    out = attack.audit({"fixed_t": {k: _toy(20, k.startswith("member"), gen) for k in maps}, "random_t": maps},
+                       mlp_epochs=2)
+    assert list(out) == list(attack.ATTACKS)
+    hist = out["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
+    assert len(hist["train_loss"]) == len(hist["val_acc"]) == len(hist["train_acc"]) == 100
+    assert out["loss_map_mlp_ref"]["auc"] == 0.5                          # the base against itself: no signal
+
+
+def test_reference_mlp_reads_what_lora_changed():
+    """The calibrated feature log l - log l_base removes each image's own difficulty: a membership signal hidden
+    under large per-image differences appears only after calibration."""
+    gen = torch.Generator().manual_seed(3)
+    def sets(n):
+        base = torch.exp(3 * torch.randn((n, 4, 4, 2, 2), generator=gen))   # per-image difficulty, heavy spread
+        return base, base
+    maps, ref = {}, {}
+    for k in ("member_aux", "nonmember_aux", "member_te", "nonmember_te"):
+        b, _ = sets(60)
+        ref[k] = b
+        maps[k] = b * (0.8 if k.startswith("member") else 1.0)            # LoRA lowered members' loss by 20%
+    x = {k: attack.map_features(maps[k], ref[k]) for k in maps}
+    assert (x["member_te"] - float(np.log(0.8))).abs().median() < 1e-3      # up to the log's 1e-6 offset
+    att = attack.fit_mlp(x["member_aux"], x["nonmember_aux"], epochs=20)
+    assert metrics.membership(att.score(x["member_te"]), att.score(x["nonmember_te"]), 0.5)["auc"] > 0.99

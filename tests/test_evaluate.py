@@ -10,7 +10,7 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
     extractor = metrics.quality_extractor(splits, cfg)
     first = evaluate.evaluate(base, run, splits, extractor, seed=0, mlp_epochs=2, steps=2)
-    assert set(first["audit"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper"}
+    assert set(first["audit"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper", "loss_map_mlp_ref"}
     assert np.isfinite(first["quality"]["fid"]) and first["samples"].dtype == np.uint8
     assert set(first["mean_loss"]) == {"member_aux", "member_te", "nonmember_aux", "nonmember_te"}
     def boom(*args, **kwargs):

@@ -25,6 +25,15 @@ def test_asr_is_balanced_accuracy_of_the_fixed_rule():
     assert m["asr"] == pytest.approx(0.75)
 
 
+def test_tpr_at_fpr_follows_lira_strictly_below_the_target():
+    """LiRA's plotting code reads the TPR at the largest FPR *strictly below* the target: a member that needs
+    exactly 1% FPR (one of 100 non-members above it) does not count at 1%."""
+    neg, pos = np.arange(100.0), np.array([98.5, 200.0])
+    y, s = np.r_[np.ones(2), np.zeros(100)], np.r_[pos, neg]
+    assert metrics.tpr_at_fpr(y, s, 0.01) == pytest.approx(0.5)          # FPR <= 1% would give 1.0
+    assert metrics.tpr_at_fpr(y, s, 0.02) == pytest.approx(1.0)
+
+
 def test_conservative_tpr_at_fpr():
     # 100 non-members at 0..99, members at 97.5 (above 97 of them, so FPR 2% to catch it) and at 200
     neg = np.arange(100.0)

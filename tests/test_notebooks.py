@@ -54,11 +54,13 @@ def check_02(m):
             assert r["mean"][key] is not None and np.isfinite(r["mean"][key])
         assert 0 <= r["mean"]["asr"] <= 1 and 0 <= r["mean"]["auc"] <= 1
         assert r["mean"]["tpr_at_1pct_fpr"] is None                      # 24 non-members: not measurable
-        assert set(r["attacks"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper"}
+        assert set(r["attacks"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper", "loss_map_mlp_ref"}
         assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
     assert len(m["claims"]) == 3 and all(isinstance(c["holds"], bool) for c in m["claims"])
-    for fig in ("train_loss", "loss_gap", "roc", "samples"):
+    for fig in ("train_loss", "loss_gap", "roc", "samples", "paper_mlp_learning_curve"):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
+    hist = m["lora"]["per_seed"]["1337"]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
+    assert len(hist["val_acc"]) == len(hist["train_loss"]) == 100            # the paper's 100 epochs, shown
 
 
 def _check_method(r, seeds):
@@ -130,7 +132,7 @@ def check_05(m):
 def check_06(m):
     stem = "06_stronger_attacks_and_baselines"
     methods = ["base model (no LoRA)", "LoRA", "LoRA early-stopped", "MP-LoRA", "SMP-LoRA", "DP-LoRA (eps 8)"]
-    attacks = ["loss_map_mlp", "loss", "pia", "pian", "secmi", "sima"]
+    attacks = ["loss_map_mlp", "loss_map_mlp_ref", "loss", "loss_ref", "pia", "pian", "secmi", "sima"]
     assert set(m["matrix"]) == set(methods) and set(m["attacks"]) == set(attacks)
     for method in methods:                                      # every method against every attack
         assert set(m["matrix"][method]) == set(attacks) and np.isfinite(m["quality"][method]["fid"])
@@ -139,15 +141,17 @@ def check_06(m):
             assert 0 <= lo <= hi <= 1 and r["tpr_at_1pct_fpr"] is None and r["ci"]["tpr_at_1pct_fpr"] is None
             assert r["ci"]["tpr_at_5pct_fpr"] is not None      # 24 non-members: 5% measurable, 1% not
     for a, r in m["chosen_timesteps_on_aux"]["LoRA"].items():
-        assert a == "loss_map_mlp" or r in (1, 10, 50, 100, 200, 350, 500)
-    assert m["dp"]["dp_lora eps 8"]["epsilon_spent"] <= 8.0 + 1e-6
+        assert a.startswith("loss_map_mlp") or r in (1, 10, 50, 100, 200, 350, 500)
+    assert m["dp"]["dp_lora eps 8"]["epsilon_spent"] <= 8.0 + 1e-6 and m["checks"][0]["ok"]
+    assert 0 <= m["dp_audit"]["dp_lora eps 8"]["epsilon_lower_bound"] <= m["dp"]["dp_lora eps 8"]["epsilon_spent"]
+    assert set(m["verdicts"]["SMP-LoRA"].values()) <= {"leaks", "defends", "not detected"}
     assert len(m["spread"]) == 5                                # seeds for 3 methods, member splits for 2
     for a, by_utility in m["frontier"].items():
         assert set(by_utility) == {"fid", "nonmember_loss"}
         for f in by_utility.values():
             assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == set(methods[1:])
-    assert m["strongest_threshold_attack_on_aux"] in attacks[1:]
-    assert len(m["claims"]) == 6 + 6 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert m["strongest_threshold_attack_on_aux"] in ("loss", "loss_ref", "pia", "pian", "secmi", "sima")
+    assert len(m["claims"]) == 8 + 8 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
     assert m["quality"]["base model (no LoRA)"]["nonmember_loss"] > 0
     folder = paths.outputs_root() / stem
     for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_nonmember_loss",

@@ -60,24 +60,62 @@ def test_sima_and_pia_known_answers_linear_predictor():
         assert np.allclose(pia[:, k], -((a * z_t - a * z0) ** 4).flatten(1).mean(1).numpy(), atol=1e-6)
 
 
-def test_secmi_known_answer_constant_predictor():
-    """With eps_hat independent of z the DDIM steps are exactly invertible: down and back up returns z~_t."""
-    got = scores.score((Toy(0.0, 0.7), SCHED), _batch(), T, "secmi")
-    assert np.allclose(got, 0.0, atol=1e-9)
-    assert (scores.score((Toy(0.4, 0.1), SCHED), _batch(), T, "secmi") < -1e-9).all()   # not so for eps_hat(z)
+class TZ(torch.nn.Module):
+    """eps_hat(z, t, c) = (0.3 + t/1000) z + (0.5 - t/1000) z^2 / 4 + mean(c): depends on t and on z, so a wrong
+    timestep, direction or step order changes every score."""
+
+    def forward(self, z, t, cond):
+        tt = t.float().view(-1, *[1] * (z.dim() - 1)) / 1000.0
+        return SimpleNamespace(sample=(0.3 + tt) * z + (0.5 - tt) * z ** 2 / 4 + cond.mean((1, 2)).view(-1, 1, 1, 1))
 
 
-def test_pian_known_answer_linear_predictor():
-    """PIAN standardises eps0 = a z0 per image to s; z_t = sqrt(ab) z0 + sqrt(1 - ab) s; eps_hat(z_t) = a z_t."""
+def _original_secmi(model, z0, cond, t_sec, k):
+    """SecMI's own arithmetic (mia_evals/secmia.py, SecMI-LDM), written out independently: ddim_singlestep from
+    0 to t_sec in steps of k, one step up to t_sec + k, one back down to t_sec; ||x_t - x_t_recon||^2 per element."""
+    ab = SCHED.alphas_cumprod
+
+    def single(x, t_c, t_target):
+        eps = model(x, torch.full((len(x),), t_c), cond).sample
+        x0 = (x - (1 - ab[t_c]).sqrt() * eps) / ab[t_c].sqrt()
+        return ab[t_target].sqrt() * x0 + (1 - ab[t_target]).sqrt() * eps
+
+    x = z0
+    for t in range(0, t_sec, k):
+        x = single(x, t, t + k)
+    recon = single(single(x, t_sec, t_sec + k), t_sec + k, t_sec)
+    return -((x - recon) ** 2).flatten(1).mean(1)
+
+
+def _original_pian(model, z0, cond, t):
+    """PIA's PIAN (stable_diffusion/components.py), independently: eps0 = eps_hat(x0, 0), rescaled by
+    sqrt(2/pi) / mean|eps0| per image (not centred); x_t from eps0; ||eps_hat(x_t, t) - eps0||_4^4 per element."""
+    ab = SCHED.alphas_cumprod[t]
+    eps0 = model(z0, torch.zeros(len(z0), dtype=torch.long), cond).sample
+    eps0 = eps0 / eps0.abs().mean((1, 2, 3), keepdim=True) * (2 / np.pi) ** 0.5
+    x_t = ab.sqrt() * z0 + (1 - ab).sqrt() * eps0
+    return -((model(x_t, torch.full((len(z0),), t), cond).sample - eps0) ** 4).flatten(1).mean(1)
+
+
+def test_secmi_matches_the_original_arithmetic():
     z0, cond = _batch()
-    a = 0.5
-    flat = (a * z0).flatten(1)
-    s = ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).view_as(z0)
-    got = scores.score((Toy(a), SCHED), (z0, cond), T, "pian")
+    got = scores.score((TZ(), SCHED), (z0, cond), (50, 100, 200), "secmi", stride=10)
+    for k, t in enumerate((50, 100, 200)):
+        assert np.allclose(got[:, k], _original_secmi(TZ(), z0, cond, t, 10).numpy(), rtol=1e-4, atol=1e-12), t
+    assert scores.SECMI_STRIDE == 10                                   # the original's k
+
+
+def test_pian_matches_the_original_arithmetic():
+    z0, cond = _batch()
+    got = scores.score((TZ(), SCHED), (z0, cond), T, "pian")
     for k, t in enumerate(T):
-        ab = float(SCHED.alphas_cumprod[t])
-        z_t = ab ** 0.5 * z0 + (1 - ab) ** 0.5 * s
-        assert np.allclose(got[:, k], -((a * z_t - s) ** 4).flatten(1).mean(1).numpy(), atol=1e-5)
+        assert np.allclose(got[:, k], _original_pian(TZ(), z0, cond, t).numpy(), rtol=1e-4, atol=1e-12), t
+
+
+def test_secmi_known_answer_constant_predictor():
+    """With eps_hat independent of z the DDIM steps are exactly invertible: up and back down returns z~_t."""
+    got = scores.score((Toy(0.0, 0.7), SCHED), _batch(), T, "secmi")
+    assert np.allclose(got, 0.0, atol=1e-12)
+    assert (scores.score((Toy(0.4, 0.1), SCHED), _batch(), T, "secmi") < 0).all()   # not so for eps_hat(z)
 
 
 def test_fit_chooses_on_aux_only():
@@ -88,6 +126,22 @@ def test_fit_chooses_on_aux_only():
     assert fitted.timestep == 100 and fitted.column == 1 and set(fitted.aux_auc) == set(T)
     assert np.array_equal(fitted.apply(aux_m), aux_m[:, 1])
     assert 0.0 < fitted.threshold < 2.5
+
+
+def test_fit_chooses_the_direction_on_aux():
+    """Members scoring *lower* on D_aux is a signal: the fitted attack flips the sign, so on D_te the reversed
+    signal reads as leakage (AUC well above 0.5), not as privacy."""
+    from smplora_nb import metrics
+
+    rng = np.random.default_rng(1)
+    aux_m, aux_n = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    aux_m[:, 2] -= 3.0                                                  # a defense that overshoots
+    fitted = scores.fit("loss", T, aux_m, aux_n)
+    assert fitted.column == 2 and fitted.sign == -1 and fitted.aux_auc[350] < 0.1
+    te_m, te_n = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    te_m[:, 2] -= 3.0
+    sm, sn = fitted.apply(te_m), fitted.apply(te_n)
+    assert metrics.membership(sm, sn, fitted.threshold)["auc"] > 0.95
 
 
 def test_bad_input_is_refused():
@@ -102,7 +156,7 @@ def test_scores_run_on_the_tiny_pipeline(tiny_setup):
     pipe = models.load_pipeline(base)
     batch = models.encode_items(pipe.components, splits["member_aux"])
     for attack in scores.ATTACKS:
-        s = scores.score(pipe, batch, (20, 100), attack)
+        s = scores.score(pipe, batch, (20, 100), attack, stride=5)
         assert s.shape == (6, 2) and np.isfinite(s).all()
 
 
@@ -111,10 +165,26 @@ def test_audit_fits_on_aux_reports_intervals_and_is_cached(tiny_setup, monkeypat
 
     _, _, splits, base = tiny_setup
     out = sc.audit(base, None, splits, n_boot=50)
-    assert set(out) == set(sc.ATTACKS)
+    assert set(out) == set(sc.ATTACKS) | set(sc.REFERENCE)
+    assert out["loss_ref"]["scores_member"] == [0.0] * 6                # the base against itself: no signal
     for attack, r in out.items():
         assert r["chosen_on_aux"]["timestep"] in sc.CANDIDATES[attack]
         assert r["ci"]["auc"][0] <= r["ci"]["auc"][1] and r["ci"]["tpr_at_1pct_fpr"] is None   # 6 non-members
         assert len(r["scores_member"]) == 6 and len(r["scores_nonmember"]) == 6
     monkeypatch.setattr(sc, "score", lambda *a, **k: pytest.fail("recomputed a cached audit"))
     assert sc.audit_many(base, {"base": None}, splits, n_boot=50)["base"] == out
+
+
+def test_reference_loss_reads_the_base_model_with_the_adapters_switched_off(tiny_setup):
+    """loss_ref = Loss@t(adapted) - Loss@t(base) at the same t and noise; the base scores come from the adapted
+    pipeline with its LoRA disabled, which must be exactly the base model."""
+    from smplora_nb import config, lora, runs
+
+    cfg, _, splits, base = tiny_setup
+    run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
+    plain = models.load_pipeline(base)
+    batch = models.encode_items(plain.components, splits["member_te"])
+    adapted = lora.load_into(models.load_pipeline(base), run / "lora")
+    ref = scores._base_scores(adapted, run, batch, seed=0)
+    assert np.array_equal(ref, scores.score(plain, batch, scores.CANDIDATES["loss"], "loss", 0))
+    assert not np.array_equal(ref, scores.score(adapted, batch, scores.CANDIDATES["loss"], "loss", 0))
