@@ -18,11 +18,19 @@ Flat topic modules, one concept each; notebooks import them by name, e.g.
     train    the training loop (accelerate): batches in, method.step, logs out
     runs     run keys, the run cache, checkpoints, resume, snapshots, train_many
     diagnostics  gradient norm and scale, Hessian top eigenvalue, per-run statistics (Fig. 1b, 2, Table 3)
-    attack   membership-inference attacks (the paper's loss-map MLP, Loss@t); scores: PIA, PIAN, SecMI, SimA
+    mlp      the loss-map MLP (the paper's attack model h / h'), shared by the attacks and the defenses' proxy
+    scores   the scores that query the model their own way (PIA, PIAN, SecMI_stat, SimA) and the threshold fit
+    attack   the attack stack: one registry (ATTACKS), one fit-on-D_aux / score-D_te interface, one audit and
+             one cached record per (model, attack), the reference attacks that read the public base model
     metrics  membership and image-quality metrics
-    evaluate auditing one trained run (attacks on D_te, image quality), cached beside the run
+    claims   claims that can fail (leaks / defends / not detected, stability, empirical epsilon) and checks
+    evaluate auditing one trained run (every attack asked for, image quality), cached beside the run
+    grids    the run grids of the notebooks (methods x seeds, early stops, DP, ablations, member splits)
+    study    the analyses: summaries and noise floors, attack matrix, spreads, early-stopping frontier, ablations
+    findings each notebook's claims, computed from its records
+    schema   what each notebook's metrics.json holds, checked on write and on read
     parallel independent jobs side by side on CPU, sweeps split in shards
-    viz      every figure; tables: the Markdown tables; widgets: the results explorer
+    viz      every figure and the one label table; tables: the one Markdown writer; widgets: the results explorer
     runner   papermill execution of the notebook series (``python -m smplora_nb notebooks``)
 """
 __version__ = "0.1.0"

@@ -1,161 +1,103 @@
-"""Membership-inference attacks on the adaptation loss (PAPER.md "Attack"; ATTACKS.md) - arXiv 2402.11989.
+"""The attack stack: every membership-inference attack behind one interface, one registry, one audit (PAPER.md
+"Attack"; ATTACKS.md) - arXiv 2402.11989.
 
-Threat model (white box, as in the paper): the attacker can compute the adaptation loss of an (image, caption)
-pair on the adapted model, and knows D_aux = member_aux + nonmember_aux. Every free knob is fitted on D_aux only;
-D_te is touched once, to report.
+Threat model (white box, as in the paper): the attacker can query the adapted model on an (image, caption) pair,
+knows the public base model, and knows D_aux = member_aux + nonmember_aux. Every attack is *fitted on D_aux only*
+(its timestep and direction, its threshold, its MLP checkpoint) and then scores D_te once.
 
-The attacker's computation, the same for every model it attacks: loss maps (eps - eps_theta(z_t, t, c))^2 at the
-fixed timesteps ``TIMESTEPS``, each averaged over ``N_DRAWS`` seeded noise draws (``losses.loss_maps_at``), and,
-as the paper reads them, one map per image at its own random t with one draw (``losses.loss_maps_random_t``).
+An attack (``Attack``) reads one input (``Probe.inputs``) and is fitted one way:
 
-* ``loss_map_mlp`` - the paper's h': MLP [512, 256, 2], ReLU, dropout 0.5, on the flattened log loss maps at the
-  fixed timesteps, Adam lr 1e-3. Trained on D_aux; its checkpoint (epoch) is chosen by accuracy on a held-out part
-  of D_aux (the paper chose it on D_te, which overstates leakage). Decision rule: argmax, i.e. P(member) >= 0.5.
-* ``loss_map_mlp_paper`` - the same MLP exactly as the paper's official recipe: the *raw* flattened loss map (no log,
-  no standardisation) of one draw at a random t ~ U{0..999}, balanced batches of 1 member + 1 non-member, 100
-  epochs, Adam lr 1e-5, weight decay 1e-4 (about 7,500 steps here). Its learning curve (loss on its D_aux training
-  part, accuracy on the held-out part, per epoch) is kept, so "it reads at chance" is shown, not assumed.
-* ``loss_map_mlp_ref`` - the reference (base-calibrated) loss-map MLP: as ``loss_map_mlp`` on log l - log l_base,
-  l_base the public base model's maps at the same t and noise (the adapters switched off): what LoRA changed.
-* ``loss_at_t`` - Loss@t (Matsumoto et al. 2023): score = -mean loss at one timestep; t (among ``TIMESTEPS``) by
-  AUC on D_aux, threshold by balanced accuracy on D_aux.
-Scores are "higher = more likely a member".
+* ``loss_map_mlp``       the paper's h': ``mlp.LossMapMLP`` on the flattened log loss maps at ``TIMESTEPS`` (each the
+                         mean of ``N_DRAWS`` seeded noise draws, the same for every model audited), Adam lr 1e-3,
+                         epoch chosen on a held-out part of D_aux; decision rule P(member) >= 0.5.
+* ``loss_map_mlp_paper`` the same MLP by the paper's exact recipe (``mlp.PAPER_RECIPE``) on the raw map of one draw at
+                         a random t ~ U{0..999}; its learning curve is kept (notebook 02).
+* ``loss_map_mlp_ref``   reference MLP: as ``loss_map_mlp`` on log l - log l_base, l_base the public base model's maps
+                         at the same t and noise (the adapters switched off): what fine-tuning changed.
+* ``loss_at_t``          Loss@t (Matsumoto et al. 2023): -mean loss at one of ``TIMESTEPS``.
+* ``loss_at_t_ref``      reference Loss@t (the idea of LiRA / RMIA with the base model as a free reference):
+                         -(l - l_base) at the same t and noise.
+* ``pia``, ``pian``, ``secmi``, ``sima``   the scores of ``scores`` (PIA, PIAN, SecMI_stat, SimA).
+
+Threshold attacks choose their timestep *and direction* on D_aux (``scores.fit``: a reversed signal is a signal).
+``audit`` returns one record per (model, attack) - the D_te metrics of ``metrics.membership``, the 95% bootstrap
+interval ``ci``, what was ``chosen_on_aux`` and the D_te scores - each cached on its own beside the run.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000)
+from . import losses, metrics, mlp, parallel, paths, scores, sets
+
+TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000) of the loss maps
 N_DRAWS = 4                           # noise draws averaged per timestep
-ATTACKS = ("loss_map_mlp", "loss_at_t", "loss_map_mlp_paper", "loss_map_mlp_ref")
+AUDIT_VERSION = 1                     # bump when an attack's computation changes (cache key)
+PAPER_ATTACK = "loss_map_mlp"
 
 
-class LossMapMLP(nn.Module):
-    """h(l) = softmax(W3 relu(W2 relu(W1 l))): the paper's proxy / evaluation attack, [512, 256, 2], dropout 0.5."""
+@dataclass(frozen=True)
+class Attack:
+    """One attack of the registry: its name, the words a reader sees, the input it reads and how it is fitted."""
+    name: str
+    label: str
+    reads: str                         # a key of ``Probe.inputs``
+    fitted_as: str                     # "mlp" or "threshold"
+    reference: bool = False            # reads the public base model too
 
-    def __init__(self, in_dim: int, dropout: float = 0.5):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, 512), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(512, 256), nn.ReLU(), nn.Dropout(dropout), nn.Linear(256, 2))
+    def timesteps(self):
+        return scores.CANDIDATES[self.reads] if self.reads in scores.SCORES else TIMESTEPS
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:                  # (B, in_dim) -> (B, 2) logits
-        return self.net(x)
+    def recipe(self, mlp_epochs: int = 100) -> dict:
+        """The MLP's training recipe (``mlp.fit_mlp`` keywords); empty for a threshold attack."""
+        if self.fitted_as != "mlp":
+            return {}
+        return dict(mlp.PAPER_RECIPE) if self.name == "loss_map_mlp_paper" else dict(epochs=mlp_epochs, lr=1e-3)
 
-
-def map_features(maps: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-    """Flattened log loss maps: (N, K, 4, h, w) -> (N, K*4*h*w). The log tames the heavy-tailed squared errors;
-    with ``ref`` (the base model's maps at the same t and noise) the calibrated log l - log l_base."""
-    logs = torch.log(maps.float() + 1e-6).flatten(1)
-    return logs if ref is None else logs - torch.log(ref.float() + 1e-6).flatten(1)
-
-
-@dataclass
-class MLPAttack:
-    model: LossMapMLP
-    mean: torch.Tensor
-    std: torch.Tensor
-    chosen_epoch: int
-    history: dict = field(default_factory=dict)
-    threshold: float = 0.5                                               # argmax decision rule: P(member) >= 0.5
-
-    @torch.no_grad()
-    def score(self, x: torch.Tensor) -> np.ndarray:
-        """P(member) for each feature row (N, F)."""
-        self.model.eval()
-        return torch.softmax(self.model((x - self.mean) / self.std), dim=1)[:, 1].numpy()
+    def fit(self, aux_member, aux_nonmember, seed: int = 0, mlp_epochs: int = 100):
+        """Fit on D_aux only; the result has ``score(x) -> (N,)``, ``threshold`` and ``knobs()``."""
+        if self.fitted_as == "mlp":
+            return _FittedMLP(mlp.fit_mlp(aux_member, aux_nonmember, seed=seed, **self.recipe(mlp_epochs)),
+                              keep_history=self.name == "loss_map_mlp_paper")
+        return scores.fit(self.name, self.timesteps(), aux_member, aux_nonmember)
 
 
-def _holdout(n: int, frac: float, gen: torch.Generator):
-    perm = torch.randperm(n, generator=gen)
-    k = max(1, int(round(n * frac)))
-    return perm[k:], perm[:k]                                            # train, validation
+class _FittedMLP:
+    def __init__(self, model: mlp.MLPAttack, keep_history: bool):
+        self.model, self.keep_history, self.threshold = model, keep_history, model.threshold
+
+    def score(self, x) -> np.ndarray:
+        return self.model.score(x)
+
+    def knobs(self) -> dict:
+        h = self.model.history
+        out = {"chosen_epoch": self.model.chosen_epoch, "val_acc": h["val_acc"][self.model.chosen_epoch],
+               "threshold": self.threshold}
+        return {**out, "history": h} if self.keep_history else out
 
 
-def fit_mlp(xm: torch.Tensor, xn: torch.Tensor, epochs: int = 100, lr: float = 1e-3, batch_size: int = 32,
-            val_frac: float = 0.25, seed: int = 0, weight_decay: float = 0.0, standardize: bool = True) -> MLPAttack:
-    """Train the evaluation attack h' on D_aux features (members ``xm``, non-members ``xn``, (N, F)) in balanced
-    batches of ``batch_size`` / 2 each; keep the epoch with the best accuracy on a held-out part of D_aux.
-    ``standardize`` scales every feature by its D_aux training mean and sd (the paper's recipe does not)."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    tm, vm = _holdout(len(xm), val_frac, gen)
-    tn, vn = _holdout(len(xn), val_frac, gen)
-    x_tr = torch.cat([xm[tm], xn[tn]])
-    mean, std = (x_tr.mean(0), x_tr.std(0) + 1e-6) if standardize else (torch.zeros(1), torch.ones(1))
-    norm = lambda x: (x - mean) / std                                    # noqa: E731
-    x_val = norm(torch.cat([xm[vm], xn[vn]]))
-    y_val = torch.cat([torch.ones(len(vm)), torch.zeros(len(vn))]).long()
-    model = LossMapMLP(xm.shape[1])
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    best, best_state, hist = -1.0, None, {"train_loss": [], "train_acc": [], "val_acc": []}
-    half = max(1, batch_size // 2)
-    for epoch in range(epochs):
-        model.train()
-        pm, pn = tm[torch.randperm(len(tm), generator=gen)], tn[torch.randperm(len(tn), generator=gen)]
-        losses, hits = [], []
-        for i in range(0, min(len(pm), len(pn)), half):                  # balanced batches
-            x = norm(torch.cat([xm[pm[i:i + half]], xn[pn[i:i + half]]]))
-            y = torch.cat([torch.ones(len(pm[i:i + half])), torch.zeros(len(pn[i:i + half]))]).long()
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            hits.append((logits.argmax(1) == y).float().mean().item())
-        model.eval()
-        with torch.no_grad():
-            acc = (model(x_val).argmax(1) == y_val).float().mean().item()
-        hist["train_loss"].append(float(np.mean(losses)))
-        hist["train_acc"].append(float(np.mean(hits)))
-        hist["val_acc"].append(acc)
-        if acc > best:
-            best, best_state, chosen = acc, copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best_state)
-    model.eval()
-    return MLPAttack(model, mean, std, chosen, hist)
-
-
-def best_threshold(scores_member: np.ndarray, scores_nonmember: np.ndarray) -> float:
-    """The threshold maximising balanced accuracy of ``score >= threshold`` (fit on D_aux)."""
-    s = np.concatenate([scores_member, scores_nonmember])
-    cands = np.unique(s)
-    accs = [0.5 * ((scores_member >= c).mean() + (scores_nonmember < c).mean()) for c in cands]
-    return float(cands[int(np.argmax(accs))])
-
-
-@dataclass
-class LossAtT:
-    t_index: int
-    timestep: int
-    threshold: float
-    aux_auc: dict
-    sign: int = 1
-
-    def score(self, maps: torch.Tensor) -> np.ndarray:
-        """-mean loss at the chosen timestep, in the direction chosen on D_aux: (N, K, 4, h, w) -> (N,)."""
-        return -self.sign * maps[:, self.t_index].flatten(1).mean(1).numpy()
-
-
-def fit_loss_at_t(maps_member: torch.Tensor, maps_nonmember: torch.Tensor, timesteps=TIMESTEPS) -> LossAtT:
-    """Loss@t: choose t and the direction on D_aux, then the threshold by balanced accuracy on D_aux (``scores.fit``)."""
-    from . import scores
-
-    per_t = lambda maps: -maps.flatten(2).mean(2).numpy()               # noqa: E731  (N, K) scores
-    fitted = scores.fit("loss_at_t", timesteps, per_t(maps_member), per_t(maps_nonmember))
-    return LossAtT(fitted.column, fitted.timestep, fitted.threshold, fitted.aux_auc, fitted.sign)
+ATTACKS = {a.name: a for a in (
+    Attack("loss_map_mlp", "loss-map MLP (paper)", "log_maps", "mlp"),
+    Attack("loss_map_mlp_paper", "loss-map MLP, paper's exact recipe", "raw_random_maps", "mlp"),
+    Attack("loss_map_mlp_ref", "loss-map MLP - base (reference)", "calibrated_maps", "mlp", reference=True),
+    Attack("loss_at_t", "Loss@t", "loss", "threshold"),
+    Attack("loss_at_t_ref", "Loss@t - base (reference)", "loss_ref", "threshold", reference=True),
+    Attack("pia", "PIA", "pia", "threshold"),
+    Attack("pian", "PIAN", "pian", "threshold"),
+    Attack("secmi", "SecMI_stat", "secmi", "threshold"),
+    Attack("sima", "SimA", "sima", "threshold"))}
+MAP_ATTACKS = tuple(a for a in ATTACKS if ATTACKS[a].reads not in scores.SCORES)   # read the loss maps only
+LABELS = {a.name: a.label for a in ATTACKS.values()}
 
 
 def probe(parts, splits, noise_seed: int = 0, source=None) -> dict[str, dict[str, torch.Tensor]]:
     """The attacker's loss maps of every private set on one model, with fixed noise seeds:
     ``{"fixed_t": {set: (N, K, 4, h, w)}, "random_t": {set: (N, 1, 4, h, w)}}``. ``source`` (the base model's
     id) lets ``models.encode_items`` reuse cached latents."""
-    from . import losses, models, sets
+    from . import models
 
     out = {"fixed_t": {}, "random_t": {}}
     unet, sched = parts["unet"], parts["scheduler"]
@@ -171,37 +113,134 @@ def mean_loss(maps: torch.Tensor) -> np.ndarray:
     return maps.flatten(1).mean(1).numpy()
 
 
-PAPER_RECIPE = dict(epochs=100, lr=1e-5, batch_size=2, weight_decay=1e-4, standardize=False)   # official h'
+def _loss_scores(maps: torch.Tensor) -> np.ndarray:
+    return -maps.flatten(2).mean(2).numpy()                              # (N, K): -mean loss per timestep
 
 
-def audit(maps: dict, seed: int = 0, mlp_epochs: int = 100, mlp_lr: float = 1e-3, base_maps: dict | None = None) -> dict:
-    """Fit every attack on D_aux, evaluate once on D_te; per attack: metrics, D_te scores and the fitted knobs.
-    ``base_maps`` (the base model's maps at the same t and noise) feed the reference MLP; None: the model is the
-    base itself, whose calibrated maps are all zero."""
-    from . import metrics
+class Probe:
+    """What the attacker computes on one model (the base with the LoRA of ``run``; None = the base itself), each
+    piece once, when an attack first needs it."""
 
-    fixed, rand = maps["fixed_t"], maps["random_t"]
-    ref = (base_maps or maps)["fixed_t"]
-    feats = {"loss_map_mlp": {k: map_features(v) for k, v in fixed.items()},
-             "loss_map_mlp_paper": {k: v.float().flatten(1) for k, v in rand.items()},      # the raw map
-             "loss_map_mlp_ref": {k: map_features(v, ref[k]) for k, v in fixed.items()}}
-    recipe = {"loss_map_mlp": dict(epochs=mlp_epochs, lr=mlp_lr), "loss_map_mlp_ref": dict(epochs=mlp_epochs, lr=mlp_lr),
-              "loss_map_mlp_paper": PAPER_RECIPE}
-    out = {}
-    for name, x in feats.items():
-        mlp = fit_mlp(x["member_aux"], x["nonmember_aux"], seed=seed, **recipe[name])
-        knobs = {"chosen_epoch": mlp.chosen_epoch, "val_acc": mlp.history["val_acc"][mlp.chosen_epoch]}
-        if name == "loss_map_mlp_paper":
-            knobs["history"] = mlp.history                               # its learning curve (notebook 02)
-        out[name] = _record(metrics, mlp, x["member_te"], x["nonmember_te"], knobs)
-    lat = fit_loss_at_t(fixed["member_aux"], fixed["nonmember_aux"])
-    out["loss_at_t"] = _record(metrics, lat, fixed["member_te"], fixed["nonmember_te"],
-                               {"timestep": lat.timestep, "sign": lat.sign, "threshold": lat.threshold,
-                                "aux_auc_by_t": lat.aux_auc})
-    return {name: out[name] for name in ATTACKS}
+    def __init__(self, base, run, splits):
+        self.base, self.run, self.splits, self._pipe, self._memo = base, run, splits, None, {}
+
+    @property
+    def pipe(self):
+        if self._pipe is None:
+            from . import lora, models
+
+            self._pipe = models.load_pipeline(self.base)
+            if self.run is not None:
+                lora.load_into(self._pipe, Path(self.run) / "lora")
+        return self._pipe
+
+    def _once(self, key, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def maps(self) -> dict:
+        return self._once("maps", lambda: probe(self.pipe.components, self.splits, source=self.base))
+
+    def base_maps(self) -> dict:
+        """The base model's maps at the same t and noise: the adapters switched off (the model itself for the base,
+        whose calibrated maps are then all zero)."""
+        if self.run is None:
+            return self.maps()
+
+        def make():
+            self.pipe.disable_lora()
+            try:
+                return probe(self.pipe.components, self.splits, source=self.base)
+            finally:
+                self.pipe.enable_lora()
+        return self._once("base_maps", make)
+
+    def inputs(self, reads: str) -> dict:
+        """``{set: attack input}`` for one of the registry's ``reads``."""
+        return self._once(("inputs", reads), lambda: {k: self._input(reads, k) for k in sets.PRIVATE})
+
+    def _input(self, reads: str, k: str):
+        if reads in scores.SCORES:
+            from . import models
+
+            batch = models.encode_items(self.pipe.components, self.splits[k], self.pipe.unet.device, source=self.base)
+            return scores.score(self.pipe, batch, scores.CANDIDATES[reads], reads)
+        fixed = self.maps()["fixed_t"][k]
+        if reads == "log_maps":
+            return mlp.map_features(fixed)
+        if reads == "raw_random_maps":
+            return self.maps()["random_t"][k].float().flatten(1)
+        ref = self.base_maps()["fixed_t"][k]
+        if reads == "calibrated_maps":
+            return mlp.map_features(fixed, ref)
+        if reads == "loss":
+            return _loss_scores(fixed)
+        if reads == "loss_ref":
+            return _loss_scores(fixed) - _loss_scores(ref)
+        raise ValueError(f"unknown attack input {reads!r}")
 
 
-def _record(metrics, att, x_member, x_nonmember, knobs: dict) -> dict:
-    sm, sn = att.score(x_member), att.score(x_nonmember)
-    return {**metrics.membership(sm, sn, att.threshold), "chosen_on_aux": knobs,
-            "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
+def folder(base, run) -> Path:
+    """Where a model's audits are cached: beside the run, or under ``outputs/cache/eval`` for the base model."""
+    if run is not None:
+        return Path(run) / "eval"
+    return paths.cache_dir("eval") / paths.config_hash({"base": str(base)})
+
+
+def _record_path(base, run, splits, name: str, seed: int, n_boot: int, mlp_epochs: int) -> Path:
+    att = ATTACKS[name]
+    key = {"version": AUDIT_VERSION, "attack": name, "reads": att.reads, "timesteps": att.timesteps(),
+           "recipe": att.recipe(mlp_epochs), "n_boot": n_boot,
+           "sets": {k: [(it.sha256, it.caption) for it in splits[k]] for k in sets.PRIVATE}}
+    key.update({"seed": seed} if att.fitted_as == "mlp" else {})         # threshold attacks draw no randomness
+    key.update({"n_draws": N_DRAWS} if att.reads not in scores.SCORES else {"stride": scores.SECMI_STRIDE})
+    return folder(base, run) / "audit" / f"{name}_{paths.config_hash(key)}.json"
+
+
+def _check(attacks) -> tuple:
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {unknown}: the registry has {list(ATTACKS)}")
+    return tuple(attacks)
+
+
+def audit(base, run, splits, attacks=MAP_ATTACKS, seed: int = 0, n_boot: int = 1000, mlp_epochs: int = 100,
+          shared: Probe | None = None) -> dict:
+    """``{attack: record}`` for one model (the base with the LoRA of ``run``; None = the base): each attack fitted
+    on D_aux with ``seed`` (the MLPs' only randomness), scored once on D_te. Records are read from the cache when
+    there; the rest share one ``Probe`` (``shared``, or a new one)."""
+    attacks = _check(attacks)
+    where = {a: _record_path(base, run, splits, a, seed, n_boot, mlp_epochs) for a in attacks}
+    probe_ = shared or Probe(base, run, splits)
+    for a in attacks:
+        if not where[a].exists():
+            paths.write_json(where[a], _audit_one(ATTACKS[a], probe_.inputs(ATTACKS[a].reads), seed, n_boot, mlp_epochs))
+    return {a: paths.read_json(where[a]) for a in attacks}      # the same types whether computed or cached
+
+
+def _audit_one(att: Attack, x: dict, seed: int, n_boot: int, mlp_epochs: int) -> dict:
+    fitted = att.fit(x["member_aux"], x["nonmember_aux"], seed, mlp_epochs)
+    sm, sn = fitted.score(x["member_te"]), fitted.score(x["nonmember_te"])
+    return {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot),
+            "chosen_on_aux": fitted.knobs(), "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
+
+
+def cached(base, run, splits, attacks=MAP_ATTACKS, seed: int = 0, n_boot: int = 1000, mlp_epochs: int = 100) -> bool:
+    return all(_record_path(base, run, splits, a, seed, n_boot, mlp_epochs).exists() for a in _check(attacks))
+
+
+def audit_many(base, runs: dict, splits, seeds, attacks=MAP_ATTACKS, n_boot: int = 1000, mlp_epochs: int = 100,
+               workers: int | None = None, progress: bool = True) -> dict:
+    """``audit`` of every ``{key: run}`` with the seed ``seeds[key]`` (or one int for all); audits not cached yet run
+    side by side on CPU (``parallel.side_by_side``)."""
+    seed_of = seeds if isinstance(seeds, dict) else {k: seeds for k in runs}
+    kw = dict(attacks=tuple(attacks), n_boot=n_boot, mlp_epochs=mlp_epochs)
+    todo = {(str(run), seed_of[k]): (base, run, splits, seed_of[k], kw) for k, run in runs.items()
+            if not cached(base, run, splits, seed=seed_of[k], **kw)}
+    parallel.side_by_side(_audit_quietly, todo, workers, progress, desc="attack audits")
+    return {k: audit(base, run, splits, seed=seed_of[k], **kw) for k, run in runs.items()}
+
+
+def _audit_quietly(base, run, splits, seed, kw) -> None:
+    audit(base, run, splits, seed=seed, **kw)

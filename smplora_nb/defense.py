@@ -1,6 +1,6 @@
 """The proxy attack of MP-LoRA and SMP-LoRA and its input features (arXiv 2402.11989, Algorithm 1).
 
-The proxy h is the same MLP as the evaluation attack (``attack.LossMapMLP``). Per LoRA step (``methods``):
+The proxy h is the same MLP as the evaluation attack (``mlp.LossMapMLP``). Per LoRA step (``methods``):
 
 1. ``k_steps`` proxy updates on balanced batches of member_aux and nonmember_aux (loss maps without gradient into
    the U-Net): maximise G, i.e. minimise the cross-entropy (Adam, lr ``proxy_lr``, weight decay
@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from . import attack, losses
+from . import losses, mlp
 
 T_EMBED = 16                                   # sinusoidal timestep-embedding width of the proxy's input
 
@@ -61,7 +61,7 @@ class Proxy:
 
     def __init__(self, feature: str, map_dim: int, lr: float, weight_decay: float, device="cpu"):
         self.feature = feature
-        self.model = attack.LossMapMLP(map_dim + (0 if feature == "paper" else T_EMBED)).to(device)
+        self.model = mlp.LossMapMLP(map_dim + (0 if feature == "paper" else T_EMBED)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.net = self.model                                            # what ``update`` trains through
 

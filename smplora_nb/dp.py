@@ -43,7 +43,6 @@ def step_grads(unet, scheduler, named_params, z0, cond, t, noise, clip: float, s
     per-sample gradient norm before clipping). An empty batch gets the noise alone."""
     from torch.func import functional_call, grad_and_value, vmap
 
-    names = [n for n, _ in named_params]
     lora_w = {n: p.detach() for n, p in named_params}
     frozen = {n: p for n, p in unet.named_parameters() if n not in lora_w}
     buffers = dict(unet.named_buffers())

@@ -116,17 +116,16 @@ def write_table(stem: str, name: str, rows: list[dict], columns: list[str] | Non
     import csv
     import io
 
+    from .tables import fmt, markdown
+
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
-    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))   # noqa: E731
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)
     writer.writerows([[fmt(r.get(c)) for c in columns] for r in rows])
-    md = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    md += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     folder = stage_dir(stem)
     return (atomic_write_bytes(folder / f"{name}.csv", buf.getvalue().encode()),
-            atomic_write_bytes(folder / f"{name}.md", ("\n".join(md) + "\n").encode()))
+            atomic_write_bytes(folder / f"{name}.md", (markdown(rows, columns) + "\n").encode()))
 
 
 def save_figure(fig, stem: str, name: str) -> Path:

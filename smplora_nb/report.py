@@ -42,11 +42,13 @@ def _pm(mean: dict, sem: dict, k: str) -> str:
 
 
 def _load(root: Path) -> dict:
+    from . import schema
+
     out = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[:2].isdigit()
                          and not p.name.endswith(".failed")):
         if (folder / "metrics.json").exists():
-            out[folder.name] = {"metrics": paths.read_json(folder / "metrics.json"),
+            out[folder.name] = {"metrics": schema.read(folder.name, root),
                                 "run": paths.read_json(folder / "run_key.json")
                                 if (folder / "run_key.json").exists() else {},
                                 "figures": sorted(p.name for p in folder.glob("*.png"))}
@@ -55,22 +57,20 @@ def _load(root: Path) -> dict:
 
 def table1(m: dict) -> list[str]:
     """Notebook 04's Table 1 analogue next to the paper's Pokemon row."""
-    rows = ["| method | " + " | ".join(f"{c} (here)" for c in COLUMNS) + " | paper: " + " / ".join(COLUMNS) + " |",
-            "|---|" + "---:|" * len(COLUMNS) + "---|"]
-    for method, paper in PAPER_TABLE1.items():
-        if method in m:
-            r = m[method]
-            rows.append(f"| {method} | " + " | ".join(_pm(r["mean"], r["sem"], c) for c in COLUMNS) + " | "
-                        + " / ".join(f"{paper[c]:g}" for c in COLUMNS) + " |")
-    for extra in ("smp_lora_two_forwards", "lora_early_stop"):
-        if extra in m:
-            r = m[extra]
-            rows.append(f"| {extra} | " + " | ".join(_pm(r["mean"], r["sem"], c) for c in COLUMNS) + " | |")
-    return rows
+    from .tables import markdown
+    from .viz import label
+
+    rows = [{"method": label(k), **{f"{c} (here)": _pm(m[k]["mean"], m[k]["sem"], c) for c in COLUMNS},
+             "paper: " + " / ".join(COLUMNS): " / ".join(f"{PAPER_TABLE1[k][c]:g}" for c in COLUMNS)
+             if k in PAPER_TABLE1 else ""}
+            for k in (*PAPER_TABLE1, "smp_lora_two_forwards", "lora_early_stop") if k in m]
+    return [markdown(rows, align={f"{c} (here)": "r" for c in COLUMNS})]
 
 
 def ablations(m: dict) -> list[str]:
     """Notebook 05's ablation tables next to the paper's Tables 6-8 (matched by value or by factor)."""
+    from .tables import markdown
+
     out, grid = [], m.get("grid", {})
     specs = (("lam", "Table 6 (lam)", None, PAPER_TABLE6),
              ("lr", "Table 7 (learning rate)", "lr_factors", PAPER_TABLE7),
@@ -79,34 +79,35 @@ def ablations(m: dict) -> list[str]:
         rows = m.get("ablations", {}).get(family)
         if not rows:
             continue
-        out += [f"**{title}**, SMP-LoRA, seed {m.get('seed')}", "",
-                f"| {family} | ASR | auc_dev | FID | KID | paper: setting | paper FID | paper ASR |",
-                "|---:|---:|---:|---:|---:|---|---:|---:|"]
         keys = grid.get(factors, []) if factors else [r[family] for r in rows]
+        table = []
         for key, r in zip(keys, rows):
             p = paper.get(key)
-            setting = "" if p is None else (f"lam {key:g}" if family == "lam" else
-                                            f"{family} {p[family]:g} (x{key:g})")
-            out.append(f"| {r[family]:g} | {_f(r['asr'])} | {_f(r['auc_dev'])} | {_f(r['fid'])} | {_f(r['kid'])} | "
-                       f"{setting} | {'' if p is None else p['fid']} | {'' if p is None else p['asr']} |")
-        out.append("")
+            setting = "" if p is None else (f"lam {key:g}" if family == "lam" else f"{family} {p[family]:g} (x{key:g})")
+            table.append({family: f"{r[family]:g}", "ASR": _f(r["asr"]), "auc_dev": _f(r["auc_dev"]),
+                          "FID": _f(r["fid"]), "KID": _f(r["kid"]), "paper: setting": setting,
+                          "paper FID": "" if p is None else p["fid"], "paper ASR": "" if p is None else p["asr"]})
+        out += [f"**{title}**, SMP-LoRA, seed {m.get('seed')}", "",
+                markdown(table, align={c: "r" for c in (family, "ASR", "auc_dev", "FID", "KID", "paper FID",
+                                                         "paper ASR")}), ""]
     return out
 
 
 def attacks06(m: dict) -> list[str]:
     """AUC [95% bootstrap interval] of every method against every attack (first seed), and the frontier gaps."""
-    names = {a: m["attacks"][a] for a in m.get("attack_order", m["attacks"])}        # the notebook's order
+    from .tables import markdown
+    from .viz import label
+
+    rows = [{"method": label(model), **{label(a): f"{m['matrix'][model][a]['auc']:.2f} [{m['matrix'][model][a]['ci']['auc'][0]:.2f}, "
+                                                 f"{m['matrix'][model][a]['ci']['auc'][1]:.2f}]" for a in m["attack_order"]},
+             "FID": _f(m["utility"][model]["fid"], 2)} for model in m["model_order"]]
     out = ["AUC on `D_te` [95% bootstrap interval], first seed; every knob fitted on `D_aux`. "
            "Full table with TPR at low FPR: `06_stronger_attacks_and_baselines/attack_matrix.md`.", "",
-           "| method | " + " | ".join(names.values()) + " | FID |", "|---|" + "---:|" * (len(names) + 1)]
-    for method in m.get("method_order", m["matrix"]):
-        row = m["matrix"][method]
-        cells = [f"{row[a]['auc']:.2f} [{row[a]['ci']['auc'][0]:.2f}, {row[a]['ci']['auc'][1]:.2f}]" for a in names]
-        out.append(f"| {method} | " + " | ".join(cells) + f" | {_f(m['quality'][method]['fid'], 2)} |")
+           markdown(rows, align={c: "r" for c in rows[0] if c != "method"})]
     for a, by_utility in m["frontier"].items():
         for u, f in by_utility.items():
-            gaps = ", ".join(f"{g} {_f(v)}" for g, v in f["gap"].items())
-            out += ["", f"Frontier gap for {names[a]}, utility {u} (positive: beyond LoRA stopped early at equal "
+            gaps = ", ".join(f"{label(g)} {_f(v)}" for g, v in f["gap"].items())
+            out += ["", f"Frontier gap for {label(a)}, utility {u} (positive: beyond LoRA stopped early at equal "
                         f"or better utility): {gaps}."]
     return out
 

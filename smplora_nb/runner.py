@@ -11,7 +11,7 @@ import ast
 import time
 from pathlib import Path
 
-from . import paths
+from . import config, paths
 from .parallel import SHARD_VAR, parse_shard
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -90,7 +90,8 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
     notebooks = select(list_notebooks(folder), only)
     params = {"profile": profile, **(params or {})}
     declared = {nb: declared_parameters(nb) for nb in notebooks}
-    known = set().union(*declared.values())
+    fields = set(config.flat(config.make(profile)))                 # config fields reach a notebook via ``overrides``
+    known = set().union(*declared.values()) | (fields if any("overrides" in d for d in declared.values()) else set())
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the selected notebooks declare {sorted(known)}")
@@ -99,7 +100,11 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
     done = []
     for nb in notebooks:
         final = paths.outputs_root() / nb.stem
-        mine = {k: v for k, v in {**(optional or {}), **params}.items() if k in declared[nb]}
+        given = {**(optional or {}), **params}
+        mine = {k: v for k, v in given.items() if k in declared[nb]}
+        folded = {k: v for k, v in given.items() if k not in declared[nb] and k in fields}
+        if folded and "overrides" in declared[nb]:                   # e.g. split sizes, in notebooks 02 to 06
+            mine["overrides"] = {**folded, **(mine.get("overrides") or {})}
         if "interactive" in declared[nb]:                    # headless: widgets fall back to static output
             mine.setdefault("interactive", False)
         key = _notebook_key(nb, mine)

@@ -67,6 +67,12 @@ def finished(folder: Path, tc) -> bool:
                                                                                           tc.hessian_iters)
 
 
+def cached(cfgs: dict, splits, base) -> dict:
+    """``{key: run folder}`` of the runs of ``cfgs`` that are finished in the cache (nothing is trained)."""
+    folders = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
+    return {k: f for k, f in folders.items() if finished(f, cfgs[k].train)}
+
+
 def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None = None, progress: bool = True,
           interrupt_at_epoch: int | None = None) -> Path:
     """Adapt the base model on D_tr = member_aux + member_te with ``cfg.train.method``; return the run folder.

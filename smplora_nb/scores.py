@@ -1,11 +1,10 @@
-"""Membership scores behind one interface: ``score(model, batch, timesteps, attack)`` (ATTACKS.md; arXiv 2402.11989
-companion). Every score is "higher = more likely a member", one column per timestep.
+"""Membership scores that query the model in their own way, behind one interface: ``score(model, batch, timesteps,
+name)`` (ATTACKS.md; arXiv 2402.11989 companion), and the threshold attack fitted on D_aux (``fit``). Every score is
+"higher = more likely a member", one column per timestep. Loss@t reads the attacker's loss maps (``attack``).
 
 Notation: z0 the clean latent, c the caption embedding, eps_hat(z, t, c) the U-Net's noise prediction, abar_t the
 cumulative product of the schedule's alphas (``scheduler.alphas_cumprod``), ||v||_p^p / n the per-element mean.
 
-* ``loss``   Loss@t (Matsumoto et al. 2023):  -||eps - eps_hat(sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, t, c)||^2 / n,
-             eps seeded per (seed, timestep), so every model audited sees the same noise.
 * ``pia``    PIA (Kong et al., ICLR 2024): eps0 = eps_hat(z0, 0, c); z_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps0;
              -||eps_hat(z_t, t, c) - eps0||_4^4 / n. Deterministic: no noise is drawn.
 * ``pian``   PIAN: as PIA with eps0 rescaled per image as PIA's code does, eps0 * sqrt(2/pi) / mean|eps0| (not
@@ -13,9 +12,6 @@ cumulative product of the schedule's alphas (``scheduler.alphas_cumprod``), ||v|
 * ``secmi``  SecMI_stat (Duan et al., ICML 2023; SecMI-LDM): deterministic DDIM inversion of z0 from t = 0 up to t
              in steps of ``stride`` (the original's k = 10), z~_t; one deterministic DDIM step *up* to t + stride and
              back *down* to t, z^_t; -||z~_t - z^_t||^2 / n.
-* ``loss_ref``  reference Loss@t (the idea behind LiRA / RMIA, with the public base model as the free reference):
-             the adapted model's Loss@t score minus the base model's at the same t and noise, i.e.
-             -(l_adapted - l_base). Scored by ``audit`` (it needs both models).
 * ``sima``   SimA (2025): -||eps_hat(z0, t, c)||_4^4 / n, the noise predicted on the *clean* latent at small t.
 
 The deterministic DDIM step between timesteps a -> b (either direction) is
@@ -27,17 +23,14 @@ the threshold by balanced accuracy on D_aux; D_te is only scored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ATTACKS = ("loss", "pia", "pian", "secmi", "sima")   # scores of one model (``score``)
-REFERENCE = ("loss_ref",)                            # scores that also read the base model (``audit``)
+SCORES = ("pia", "pian", "secmi", "sima")    # the scores of ``score`` (Loss@t reads the loss maps: ``attack``)
 SECMI_STRIDE = 10                      # DDIM step of SecMI's inversion and of its step up (the original's k = 10)
-CANDIDATES = {"loss": (50, 100, 200, 350, 500), "pia": (50, 100, 200, 350), "pian": (50, 100, 200, 350),
-              "secmi": (50, 100, 200), "sima": (1, 10, 50, 100),
-              "loss_ref": (50, 100, 200, 350, 500)}   # timesteps each attack may choose among on D_aux
+CANDIDATES = {"pia": (50, 100, 200, 350), "pian": (50, 100, 200, 350), "secmi": (50, 100, 200),
+              "sima": (1, 10, 50, 100)}                # timesteps each score may choose among on D_aux
 SCORE_VERSION = 2                      # bump when a score's computation changes (cache key)
 
 
@@ -72,40 +65,28 @@ def _mean_pow(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score(model, batch, timesteps, attack: str = "loss", seed: int = 0, stride: int = SECMI_STRIDE,
-          batch_size: int = 256) -> np.ndarray:
+def score(model, batch, timesteps, name: str, stride: int = SECMI_STRIDE, batch_size: int = 256) -> np.ndarray:
     """Membership scores (N, K) of ``batch`` = (latents z0 (N, 4, h, w), caption embeddings (N, T, D)) at each of
-    the K ``timesteps``, for one of ``ATTACKS``; higher = more likely a member."""
-    if attack not in ATTACKS:
-        raise ValueError(f"attack must be one of {list(ATTACKS)}, got {attack!r}")
+    the K ``timesteps``, for one of ``SCORES``; higher = more likely a member."""
+    if name not in SCORES:
+        raise ValueError(f"score must be one of {list(SCORES)}, got {name!r}")
     unet, scheduler = _parts(model)
     z0_all, cond_all = batch
     n_t = scheduler.config.num_train_timesteps
     timesteps = [int(t) for t in timesteps]
     if any(not 0 <= t < n_t for t in timesteps):
         raise ValueError(f"timesteps must lie in [0, {n_t - 1}], got {timesteps}")
-    noise = [torch.randn(z0_all.shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + k * 1009))
-             for k in range(len(timesteps))] if attack == "loss" else None
     out = np.zeros((len(z0_all), len(timesteps)))
     for i in range(0, len(z0_all), batch_size):
         z0, cond = z0_all[i:i + batch_size].float(), cond_all[i:i + batch_size]
-        if attack == "loss":
-            cols = [_loss(unet, scheduler, z0, cond, t, noise[k][i:i + batch_size].to(z0.device))
-                    for k, t in enumerate(timesteps)]
-        elif attack in ("pia", "pian"):
-            cols = _pia(unet, scheduler, z0, cond, timesteps, attack == "pian")
-        elif attack == "sima":
+        if name in ("pia", "pian"):
+            cols = _pia(unet, scheduler, z0, cond, timesteps, name == "pian")
+        elif name == "sima":
             cols = [-_mean_pow(_eps(unet, z0, t, cond), 4) for t in timesteps]
         else:
             cols = _secmi(unet, scheduler, z0, cond, timesteps, stride)
         out[i:i + len(z0)] = torch.stack(cols, 1).cpu().numpy()
     return out
-
-
-def _loss(unet, scheduler, z0, cond, t: int, noise) -> torch.Tensor:
-    ab = _abar(scheduler, t, z0.device)
-    z_t = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
-    return -_mean_pow(noise - _eps(unet, z_t, t, cond), 2)
 
 
 def _pia(unet, scheduler, z0, cond, timesteps, normalize: bool) -> list:
@@ -141,6 +122,14 @@ def _secmi(unet, scheduler, z0, cond, timesteps, stride: int) -> list:
     return [cols[t] for t in timesteps]
 
 
+def best_threshold(scores_member: np.ndarray, scores_nonmember: np.ndarray) -> float:
+    """The threshold maximising balanced accuracy of ``score >= threshold`` (fit on D_aux)."""
+    s = np.concatenate([scores_member, scores_nonmember])
+    cands = np.unique(s)
+    accs = [0.5 * ((scores_member >= c).mean() + (scores_nonmember < c).mean()) for c in cands]
+    return float(cands[int(np.argmax(accs))])
+
+
 @dataclass
 class Threshold:
     """A fitted threshold attack: the timestep column and its direction (``sign``) chosen on D_aux, and the
@@ -152,18 +141,20 @@ class Threshold:
     aux_auc: dict
     sign: int = 1
 
-    def apply(self, scores: np.ndarray) -> np.ndarray:
+    def score(self, scores: np.ndarray) -> np.ndarray:
         """(N, K) scores -> (N,) the chosen column, in the chosen direction (higher = member)."""
         return self.sign * np.asarray(scores)[:, self.column]
+
+    def knobs(self) -> dict:
+        """What was chosen on D_aux."""
+        return {"timestep": self.timestep, "sign": self.sign, "threshold": self.threshold, "aux_auc_by_t": self.aux_auc}
 
 
 def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarray) -> Threshold:
     """Choose the timestep and the direction on D_aux: the column whose AUC is furthest from 0.5, negated when its
     AUC is below 0.5 (members scoring *lower* is as much a signal as higher); then the threshold of
-    ``sign * score >= threshold`` by balanced accuracy on D_aux (``attack.best_threshold``). Nothing of D_te is read."""
+    ``sign * score >= threshold`` by balanced accuracy on D_aux (``best_threshold``). Nothing of D_te is read."""
     from sklearn.metrics import roc_auc_score
-
-    from .attack import best_threshold
 
     y = np.r_[np.ones(len(aux_member)), np.zeros(len(aux_nonmember))]
     aucs = {int(t): float(roc_auc_score(y, np.r_[aux_member[:, k], aux_nonmember[:, k]]))
@@ -172,66 +163,3 @@ def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarra
     sign = 1 if list(aucs.values())[k] >= 0.5 else -1
     return Threshold(attack, k, int(list(timesteps)[k]),
                      best_threshold(sign * aux_member[:, k], sign * aux_nonmember[:, k]), aucs, sign)
-
-
-def audit(base, run, splits, seed: int = 0, n_boot: int = 1000) -> dict:
-    """Every attack of ``ATTACKS`` on one model (the base with the LoRA of ``run``; None = the base): score all four
-    private sets, fit the timestep and threshold on D_aux, report membership metrics, bootstrap intervals and the
-    D_te scores. Cached beside the run's other audits (``evaluate``), keyed by everything that changes it."""
-    from . import lora, metrics, models, paths, sets
-
-    path = _path(base, run, splits, seed, n_boot)
-    if path.exists():
-        return paths.read_json(path)
-    pipe = models.load_pipeline(base)
-    if run is not None:
-        lora.load_into(pipe, Path(run) / "lora")
-    batches = {k: models.encode_items(pipe.components, splits[k], pipe.unet.device, source=base) for k in sets.PRIVATE}
-    all_scores = {a: {k: score(pipe, batches[k], CANDIDATES[a], a, seed) for k in sets.PRIVATE} for a in ATTACKS}
-    all_scores["loss_ref"] = {k: all_scores["loss"][k] - _base_scores(pipe, run, batches[k], seed) for k in sets.PRIVATE}
-    out = {}
-    for attack, s in all_scores.items():
-        fitted = fit(attack, CANDIDATES[attack], s["member_aux"], s["nonmember_aux"])
-        sm, sn = fitted.apply(s["member_te"]), fitted.apply(s["nonmember_te"])
-        out[attack] = {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot, seed=seed),
-                       "chosen_on_aux": {"timestep": fitted.timestep, "sign": fitted.sign,
-                                         "threshold": fitted.threshold, "aux_auc_by_t": fitted.aux_auc},
-                       "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
-    paths.write_json(path, out)
-    return paths.read_json(path)                          # the same types whether computed or cached
-
-
-def _base_scores(pipe, run, batch, seed: int) -> np.ndarray:
-    """The base model's Loss@t scores at the same timesteps and noise: the adapters switched off (the base itself
-    when ``run`` is None, so its reference score is 0)."""
-    if run is None:
-        return score(pipe, batch, CANDIDATES["loss"], "loss", seed)
-    pipe.disable_lora()
-    try:
-        return score(pipe, batch, CANDIDATES["loss"], "loss", seed)
-    finally:
-        pipe.enable_lora()
-
-
-def _path(base, run, splits, seed: int, n_boot: int) -> Path:
-    from . import evaluate, paths, sets
-
-    key = paths.config_hash({"version": SCORE_VERSION, "seed": seed, "n_boot": n_boot, "candidates": CANDIDATES,
-                             "stride": SECMI_STRIDE, "sets": {k: [(it.sha256, it.caption) for it in splits[k]]
-                                                              for k in sets.PRIVATE}})
-    return evaluate._folder(base, run) / f"scores_{key}.json"
-
-
-def audit_many(base, runs: dict, splits, seed: int = 0, n_boot: int = 1000, workers: int | None = None,
-               progress: bool = True) -> dict:
-    """``audit`` of every ``{key: run}``; audits not cached yet run side by side on CPU (``parallel``)."""
-    from . import parallel
-
-    todo = {str(run): (base, run, splits, seed, n_boot) for run in dict.fromkeys(runs.values())
-            if not _path(base, run, splits, seed, n_boot).exists()}
-    parallel.side_by_side(_audit_quietly, todo, workers, progress, desc="attack audits")
-    return {k: audit(base, run, splits, seed, n_boot) for k, run in runs.items()}
-
-
-def _audit_quietly(base, run, splits, seed, n_boot) -> None:
-    audit(base, run, splits, seed, n_boot)

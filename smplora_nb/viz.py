@@ -13,14 +13,45 @@ import numpy as np
 
 from . import paths
 
+MODEL_LABELS = {"base": "base model (no LoRA)", "lora": "LoRA", "lora_early_stop": "LoRA stopped early",
+                "lora_snapshot": "LoRA along training", "mp_lora": "MP-LoRA", "mp_lora_clip": "MP-LoRA + clipping",
+                "mp_lora_normalize": "MP-LoRA + normalisation", "smp_lora": "SMP-LoRA",
+                "smp_lora_two_forwards": "SMP-LoRA, two forwards", "dp_lora": "DP-LoRA"}
+
+
+def label(key: str) -> str:
+    """The words a reader sees for a record key (a model, ``dp_lora_eps8``, or an attack of ``attack.ATTACKS``):
+    the one label table of the series. Unknown keys are shown as they are."""
+    from .attack import LABELS
+
+    if key.startswith("dp_lora_eps"):
+        return f"DP-LoRA (eps {key[len('dp_lora_eps'):]})"
+    return MODEL_LABELS.get(key) or LABELS.get(key) or key
+
+
 SET_COLORS = {"public": "#7f7f7f", "member_aux": "#d62728", "member_te": "#ff9896",
               "nonmember_aux": "#1f77b4", "nonmember_te": "#aec7e8"}
 
 
 def save(fig, stem: str, name: str):
-    """Save ``fig`` as ``outputs/<stem>/<name>.png`` and return it (so a notebook cell displays it)."""
+    """Save ``fig`` as ``outputs/<stem>/<name>.png``, close it, and return it as a PNG image, so that a notebook cell
+    shows it once (a figure left open would be drawn by the inline backend *and* as the cell's value)."""
     paths.save_figure(fig, stem, name)
-    return fig
+    return as_image(fig)
+
+
+def as_image(fig):
+    """A figure as an IPython PNG image (the figure closed); the figure itself where IPython is not installed."""
+    import io
+
+    try:
+        from IPython.display import Image
+    except ImportError:                                              # pragma: no cover - IPython ships with jupyter
+        return fig
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buf.getvalue(), format="png")
 
 
 def image_grid(images, titles=None, ncols: int = 10, title: str | None = None, scale: float = 1.1):
@@ -77,12 +108,12 @@ def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "
                 ylabel: str = "loss"):
     """Training-loss curves ``{label: [loss, ...]}`` with a moving average of ``smooth`` steps."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for label, ys in curves.items():
+    for name, ys in curves.items():
         ys = np.asarray(ys, dtype=float)
         if len(ys) == 0:
             continue
         k = max(1, min(smooth, len(ys) // 5 or 1))
-        ax.plot(np.convolve(ys, np.ones(k) / k, mode="valid"), label=label)
+        ax.plot(np.convolve(ys, np.ones(k) / k, mode="valid"), label=label(name))
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -98,10 +129,10 @@ def roc_curves(curves: dict, title: str = "ROC on D_te"):
     from . import metrics
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for label, (sm, sn) in curves.items():
+    for name, (sm, sn) in curves.items():
         fpr, tpr = metrics.roc(sm, sn)
         for ax in axes:
-            ax.plot(fpr, tpr, label=label, drawstyle="steps-post")
+            ax.plot(fpr, tpr, label=label(name), drawstyle="steps-post")
     floor = 1.0 / max(len(sn) for _, sn in curves.values())
     for ax, log in zip(axes, (False, True)):
         ax.plot([floor, 1] if log else [0, 1], [floor, 1] if log else [0, 1], "k:", lw=1, label="chance")
@@ -118,6 +149,33 @@ def roc_curves(curves: dict, title: str = "ROC on D_te"):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def roc_records(records: dict, title: str = "ROC on D_te"):
+    """``roc_curves`` of attack records (``attack.audit``): ``{key: record}`` with their D_te scores."""
+    return roc_curves({k: (r["scores_member"], r["scores_nonmember"]) for k, r in records.items()}, title)
+
+
+def samples_grid(splits, rows: dict, title: str = ""):
+    """The first member images over the samples generated from the same captions by each model of ``rows`` =
+    ``{model: samples (n, H, W, 3)}``; row labels in the title."""
+    members = splits["member_aux"] + splits["member_te"]
+    n = min(len(v) for v in rows.values())
+    grid = [it.image for it in members[:n]] + [img for v in rows.values() for img in v[:n]]
+    return image_grid(grid, [it.caption for it in members[:n]] * (1 + len(rows)), ncols=n,
+                      title="rows: training images · " + " · ".join(label(m) for m in rows) + title)
+
+
+def learning_curve(history: dict, title: str):
+    """An MLP attack's learning curve per epoch (``mlp.fit_mlp``'s history): training loss and accuracy on its
+    D_aux training part, accuracy on the held-out part of D_aux."""
+    return loss_curves({"train loss": history["train_loss"], "train accuracy": history["train_acc"],
+                        "held-out D_aux accuracy": history["val_acc"]}, title, smooth=1, xlabel="epoch", log=False,
+                       ylabel="loss / accuracy")
+
+
+UTILITY_LABELS = {"fid": "FID (lower = better images)",
+                  "nonmember_loss": "mean loss on D_te non-members (lower = better adapted)"}
 
 
 def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):
@@ -145,20 +203,20 @@ def training_diagnostics(logs: dict, smooth: int = 20):
     """Fig. 1a/1b analogue, ``{label: train_log}``: L_ada, gradient norm (moving mean, band = moving std),
     Hessian top eigenvalue at its checkpoints, and the proxy attack's accuracy on its D_aux batches."""
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.4))
-    for i, (label, log) in enumerate(logs.items()):
+    for i, (name, log) in enumerate(logs.items()):
         color = f"C{i}"
-        axes[0].plot(_smooth(log["l_ada"], smooth), color=color, label=label)
+        axes[0].plot(_smooth(log["l_ada"], smooth), color=color, label=label(name))
         gn = np.asarray(log["grad_norm"], dtype=float)
         mean = _smooth(gn, smooth)
         std = np.sqrt(np.maximum(_smooth(gn ** 2, smooth) - mean ** 2, 0))   # moving std from the moving moments
         x = np.arange(len(mean))
-        axes[1].plot(x, mean, color=color, label=label)
+        axes[1].plot(x, mean, color=color, label=label(name))
         axes[1].fill_between(x, mean - std, mean + std, color=color, alpha=0.25)
         if log.get("hessian"):
             axes[2].plot([h[0] for h in log["hessian"]], [abs(h[1]) for h in log["hessian"]], "o-", ms=3,
-                         color=color, label=label)
+                         color=color, label=label(name))
         if any(a is not None for a in log.get("proxy_acc", [])):
-            axes[3].plot(_smooth(log["proxy_acc"], smooth), color=color, label=label)
+            axes[3].plot(_smooth(log["proxy_acc"], smooth), color=color, label=label(name))
     axes[3].axhline(0.5, color="k", ls=":", lw=1)
     for ax, (title, ylabel, logy) in zip(axes, (
             ("adaptation loss L_ada (D_tr batches)", "L_ada", True),
@@ -179,12 +237,12 @@ def grad_vs_hessian(logs: dict, stats: dict | None = None):
     """Fig. 1b's question: does the Hessian norm grow with the gradient norm ((L0, L1)-smoothness, L1 > 0)?
     ``{label: train_log}``; the legend gives Pearson's r (from ``diagnostics.summarize_log``)."""
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for i, (label, log) in enumerate(logs.items()):
+    for i, (name, log) in enumerate(logs.items()):
         h = log.get("hessian") or []
         if not h:
             continue
-        r = (stats or {}).get(label, {}).get("pcc_grad_hessian")
-        tag = f"{label} (PCC {r:.2f})" if r is not None else label
+        r = (stats or {}).get(name, {}).get("pcc_grad_hessian")
+        tag = f"{label(name)} (PCC {r:.2f})" if r is not None else label(name)
         ax.scatter([x[2] for x in h], [abs(x[1]) for x in h], s=14, color=f"C{i}", label=tag)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -199,12 +257,12 @@ def privacy_utility(points: dict, x: str = "fid", y: str = "asr", title: str = "
     """Fig. 1d analogue: ``{label: {"mean": {...}, "sem": {...}, "per_seed": [{...}, ...]}}``; small dots are seeds,
     large markers with error bars are means ± s.e.; ASR 0.5 is chance."""
     fig, ax = plt.subplots(figsize=(5.2, 3.9))
-    for i, (label, p) in enumerate(points.items()):
+    for i, (name, p) in enumerate(points.items()):
         color = f"C{i}"
         for s in p.get("per_seed", []):
             ax.scatter(s[x], s[y], s=12, color=color, alpha=0.45)
         ax.errorbar(p["mean"][x], p["mean"][y], xerr=p.get("sem", {}).get(x), yerr=p.get("sem", {}).get(y),
-                    fmt="o", ms=8, color=color, capsize=3, label=label)
+                    fmt="o", ms=8, color=color, capsize=3, label=label(name))
     ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
     ax.set_xlabel(f"{x.upper()} (lower = better images)")
     ax.set_ylabel(f"{y.upper()} of the loss-map MLP (lower = more private)")
@@ -226,12 +284,12 @@ def ablation_curves(families: dict, references: dict, ys=("asr", "auc_dev"), x: 
         for i, (family, pts) in enumerate(families.items()):
             xs, vs = [p[x] for _, p in pts], [p[y] for _, p in pts]
             ax.plot(xs, vs, "o-", color=f"C{i}", label=family)
-            for (label, p) in pts:
-                labels.setdefault((p[x], p[y]), []).append(label)
+            for (setting, p) in pts:
+                labels.setdefault((p[x], p[y]), []).append(setting)
         for xy, names in labels.items():
             ax.annotate("\n".join(names), xy, fontsize=7, xytext=(3, 3), textcoords="offset points")
-        for j, (label, p) in enumerate(references.items()):
-            ax.scatter(p[x], p[y], marker="*", s=160, color=f"C{len(families) + j}", label=label, zorder=3)
+        for j, (name, p) in enumerate(references.items()):
+            ax.scatter(p[x], p[y], marker="*", s=160, color=f"C{len(families) + j}", label=label(name), zorder=3)
         if y == "asr":
             ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
         ax.set_xlabel(f"{x.upper()} (lower = better images)")
@@ -256,8 +314,8 @@ def attack_matrix(rows: dict, attacks, stat: str = "auc", title: str = "Attack A
             lo, hi = rows[m][a]["ci"][stat]
             mark = "~" if lo <= 0.5 <= hi else ""
             ax.text(j, i, f"{mark}{vals[i, j]:.2f}\n[{lo:.2f}, {hi:.2f}]", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(attacks)), attacks, rotation=20)
-    ax.set_yticks(range(len(methods)), methods)
+    ax.set_xticks(range(len(attacks)), [label(a) for a in attacks], rotation=20, ha="right", fontsize=7)
+    ax.set_yticks(range(len(methods)), [label(m) for m in methods])
     ax.set_title(title + '; "~": interval contains 0.5', fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
@@ -276,12 +334,12 @@ def frontier(curve: list, points: dict, x: str = "fid", y: str = "auc", ylabel: 
                 color="0.45", ecolor="0.75", lw=1.5, capsize=2, label="LoRA along training (early stopping)")
     for c in curve:
         ax.annotate(f"ep {c['epoch']}", (c[x], c[y]), fontsize=6, color="0.3", xytext=(3, 3), textcoords="offset points")
-    for i, (label, p) in enumerate(points.items()):
+    for i, (name, p) in enumerate(points.items()):
         color = f"C{i}"
         for sx, sy in p.get("per_seed", []):
             ax.scatter(sx, sy, s=10, color=color, alpha=0.4)
         ax.errorbar(p[x], p[y], yerr=[[p[y] - p["lo"]], [p["hi"] - p[y]]], fmt="o", ms=7, color=color, capsize=3,
-                    label=label)
+                    label=label(name))
     ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
     xs = cx + [p[x] for p in points.values()]
     log = min(xs) > 0 and max(xs) / min(xs) > 5

@@ -6,7 +6,21 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from . import tables
-from .viz import image_grid, roc_curves
+from .viz import as_image, image_grid, label, roc_curves
+
+
+def entries(grid_evals: dict, seed_evals: dict, tc) -> dict:
+    """The explorer's ``{(method, lam, seed): evaluation}`` from notebook 05's ablation grid (``grids.ablation_grid``
+    keys, seed ``tc.seed``; its ``lam`` family) and from ``{(method, seed): evaluation}`` runs at the profile's
+    ``lam`` (notebook 04's seeds). ``lam`` is None for plain LoRA, the only value that applies to it."""
+    out = {}
+    for (family, value), ev in grid_evals.items():
+        if family in ("lora", "mp_lora"):
+            out[family, None if family == "lora" else tc.lam, tc.seed] = ev
+        elif family == "lam":
+            out["smp_lora", value, tc.seed] = ev
+    out.update({(m, None if m == "lora" else tc.lam, s): ev for (m, s), ev in seed_evals.items()})
+    return out
 
 
 def explorer_view(entry: dict, real_images, captions, title: str = ""):
@@ -27,30 +41,21 @@ def explorer_view(entry: dict, real_images, captions, title: str = ""):
     return table, roc, grid
 
 
-def _png(fig):
-    """A figure as an IPython PNG image (closed afterwards)."""
-    import io
-
-    from IPython.display import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return Image(data=buf.getvalue(), format="png")
-
-
 def explorer(entries: dict, real_images, captions, interactive: bool = True):
     """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
 
     ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
-    redraw the view; with ``interactive=False`` (headless runs: papermill, CI) the first entry's view is displayed
+    redraw the view (the widget box is returned, so the cell shows it once); with ``interactive=False`` (headless
+    runs: papermill, CI) the first entry's view is displayed
     as static output instead, so an executed notebook still shows it.
     """
     from IPython.display import display
 
     def show(key):
-        table, *figs = explorer_view(entries[key], real_images, captions, f"{key[0]}, lam {key[1]}, seed {key[2]}")
-        display(table, *(_png(f) for f in figs))                 # PNG whatever the matplotlib backend
+        method, lam, seed = key
+        title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", seed {seed}"
+        table, *figs = explorer_view(entries[key], real_images, captions, title)
+        display(table, *(as_image(f) for f in figs))                 # PNG whatever the matplotlib backend
 
     first = next(iter(entries))
     if not interactive:
@@ -65,8 +70,10 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     def offer(name, values):                          # new options, the first one selected, no events meanwhile
         busy.append(name)
         try:
-            pick[name].options = values
+            pick[name].options = [("n/a" if v is None else (label(v) if name == "method" else str(v)), v)
+                                  for v in values]
             pick[name].value = values[0]
+            pick[name].disabled = values == [None]      # lam does not apply to plain LoRA
         finally:
             busy.pop()
 
@@ -94,6 +101,4 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     pick["method"].observe(on_method, "value")
     pick["lam"].observe(on_lam, "value")
     pick["seed"].observe(redraw, "value")
-    box = w.VBox([w.HBox(list(pick.values())), out])
-    display(box)
-    return box
+    return w.VBox([w.HBox(list(pick.values())), out])     # displayed once, as the cell's value

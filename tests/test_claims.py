@@ -80,6 +80,6 @@ def test_scores_and_claims_agree_on_a_flipped_attacker():
     aux_m, aux_n, te_m, te_n = (rng.normal(size=(100, 1)) for _ in range(4))
     aux_m -= 2.0
     te_m -= 2.0
-    fitted = scores.fit("loss", (100,), aux_m, aux_n)
-    ci = _ci(fitted.apply(te_m), fitted.apply(te_n))
+    fitted = scores.fit("loss_at_t", (100,), aux_m, aux_n)
+    ci = _ci(fitted.score(te_m), fitted.score(te_n))
     assert ci[0] > 0.5 and claims.verdict(ci) == "leaks"

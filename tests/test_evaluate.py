@@ -10,7 +10,7 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
     extractor = metrics.quality_extractor(splits, cfg)
     first = evaluate.evaluate(base, run, splits, extractor, seed=0, mlp_epochs=2, steps=2)
-    assert set(first["audit"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper", "loss_map_mlp_ref"}
+    assert list(first["audit"]) == list(evaluate.attack.MAP_ATTACKS)     # the attacks that read the loss maps
     assert np.isfinite(first["quality"]["fid"]) and first["samples"].dtype == np.uint8
     assert set(first["mean_loss"]) == {"member_aux", "member_te", "nonmember_aux", "nonmember_te"}
     def boom(*args, **kwargs):
@@ -22,6 +22,9 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     assert np.array_equal(again["samples"], first["samples"])
     with pytest.raises(RuntimeError, match="audited"):                  # another attack seed is another audit
         evaluate.evaluate(base, run, splits, extractor, seed=1, mlp_epochs=2, steps=2)
+    more = evaluate.evaluate(base, run, splits, extractor, seed=0, attacks=("loss_at_t", "sima"), mlp_epochs=2,
+                             steps=2)                                   # a score attack: no loss maps needed
+    assert list(more["audit"]) == ["loss_at_t", "sima"] and more["audit"]["loss_at_t"] == first["audit"]["loss_at_t"]
 
 
 def test_evaluate_many_side_by_side_matches_in_process(tiny_setup, monkeypatch, tmp_path):

@@ -10,22 +10,23 @@ import sys
 import numpy as np
 import pytest
 
-from smplora_nb import config, paths, runner, sets
+from smplora_nb import attack, config, paths, runner, schema, sets
 
 # Small sizes for CI, per notebook (every notebook must have an entry).
 BASE_FAST = {"vae_steps": 20, "pretrain_steps": 20}
 SPLIT_FAST = {"member_aux": 24, "member_te": 24, "nonmember_aux": 24, "nonmember_te": 24}
+SHARED = {"overrides": {**BASE_FAST, **SPLIT_FAST}}                # notebooks 02 to 06 take them through overrides
 CI_PARAMS = {
     "01_data_splitting": {**BASE_FAST, "n_samples": 12},
-    "02_membership_inference_attack": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
-                                       "overrides": {"lora_rank": 8, "lora_alpha": 8.0}},
-    "03_mp_lora_instability": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1,
+    "02_membership_inference_attack": {"n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
+                                       "overrides": {**SHARED["overrides"], "lora_rank": 8, "lora_alpha": 8.0}},
+    "03_mp_lora_instability": {**SHARED, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1,
                                "hessian_iters": 3, "stabilisers": ["clip", "normalize"]},
-    "04_smp_lora_training": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
+    "04_smp_lora_training": {**SHARED, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
                              "hessian_every": 1, "hessian_iters": 3, "two_forward_seeds": 1},
-    "05_ablations": {**BASE_FAST, **SPLIT_FAST, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
+    "05_ablations": {**SHARED, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
                      "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_seeds": 1},
-    "06_stronger_attacks_and_baselines": {**BASE_FAST, **SPLIT_FAST, "n_seeds": 2, "epochs": 3, "mlp_epochs": 3,
+    "06_stronger_attacks_and_baselines": {**SHARED, "n_seeds": 2, "epochs": 3, "mlp_epochs": 3,
                                           "hessian_every": 1, "hessian_iters": 3, "member_seeds": [1],
                                           "dp_epsilons": [8.0], "dp_epochs": 1, "frontier_epochs": [1, 2],
                                           "n_boot": 50},
@@ -38,7 +39,9 @@ def check_01(m):
     assert m["counts"] == {name: getattr(split, name) for name in sets.SETS}
     assert m["disjoint"] is True and m["n_items"] == 1797
     assert 0.0 <= m["digit_accuracy_base_samples"] <= 1.0 and m["digit_accuracy_real"] > 0.8
-    assert [c["holds"] for c in m["claims"]][:2] == [True, True]       # disjoint; 20+20 steps take < 300 s
+    assert m["claims"][0]["holds"] is True                            # disjoint
+    assert not any("300 s" in c["claim"] or "takes" in c["claim"] for c in m["claims"])
+    assert m["pretrain_seconds"] > 0                                     # timings are reported, not claimed
     man = paths.read_json(paths.outputs_root() / "01_data_splitting" / "manifest.json")
     assert {k: len(v) for k, v in man["sets"].items()} == m["counts"]
     for fig in ("dataset_examples", "split_counts", "split_examples", "pretrain_loss", "base_samples"):
@@ -54,9 +57,11 @@ def check_02(m):
             assert r["mean"][key] is not None and np.isfinite(r["mean"][key])
         assert 0 <= r["mean"]["asr"] <= 1 and 0 <= r["mean"]["auc"] <= 1
         assert r["mean"]["tpr_at_1pct_fpr"] is None                      # 24 non-members: not measurable
-        assert set(r["attacks"]) == {"loss_map_mlp", "loss_at_t", "loss_map_mlp_paper", "loss_map_mlp_ref"}
-        assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
-    assert len(m["claims"]) == 3 and all(isinstance(c["holds"], bool) for c in m["claims"])
+        assert set(r["attacks"]) == set(attack.MAP_ATTACKS)
+        assert schema.headline(m, method)["asr"] == schema.attack_mean(m, method, "loss_map_mlp")["asr"]
+        assert set(m["noise_floor"][method]) == set(attack.MAP_ATTACKS)
+        assert all(f["n"] == 2 and f["sd"] >= 0 for f in m["noise_floor"][method].values())
+    assert len(m["claims"]) == 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
     for fig in ("train_loss", "loss_gap", "roc", "samples", "paper_mlp_learning_curve"):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
     hist = m["lora"]["per_seed"]["1337"]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
@@ -68,6 +73,7 @@ def _check_method(r, seeds):
     for key in ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid"):
         assert r["mean"][key] is not None and np.isfinite(r["mean"][key]), key
     assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
+    assert all("ci" in a for a in r["per_seed"][str(seeds[0])].values() if isinstance(a, dict) and "auc" in a)
 
 
 def check_03(m):
@@ -99,7 +105,8 @@ def check_04(m):
     assert m["smp_lora"]["diagnostics"]["1338"].get("hessian_mean") is None
     _check_method(m["lora_early_stop"], [1337, 1338])
     assert all(1 <= e <= 2 for e in m["lora_early_stop"]["epochs"].values())
-    assert len(m["claims"]) == 9 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert len(m["claims"]) == 10 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert set(m["noise_floor"]) == {"lora", "mp_lora", "smp_lora", "smp_lora_two_forwards", "lora_early_stop"}
     for fig in ("fid_vs_asr", "roc", "samples", "training_diagnostics", "grad_vs_hessian"):
         assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
 
@@ -131,28 +138,28 @@ def check_05(m):
 
 def check_06(m):
     stem = "06_stronger_attacks_and_baselines"
-    methods = ["base model (no LoRA)", "LoRA", "LoRA early-stopped", "MP-LoRA", "SMP-LoRA", "DP-LoRA (eps 8)"]
-    attacks = ["loss_map_mlp", "loss_map_mlp_ref", "loss", "loss_ref", "pia", "pian", "secmi", "sima"]
-    assert set(m["matrix"]) == set(methods) and set(m["attacks"]) == set(attacks)
+    methods = ["base", "lora", "lora_early_stop", "mp_lora", "smp_lora", "dp_lora_eps8"]
+    attacks = list(attack.ATTACKS)
+    assert m["model_order"] == methods and m["attack_order"] == attacks
     for method in methods:                                      # every method against every attack
-        assert set(m["matrix"][method]) == set(attacks) and np.isfinite(m["quality"][method]["fid"])
+        assert set(m["matrix"][method]) == set(attacks) and np.isfinite(m["utility"][method]["fid"])
         for a, r in m["matrix"][method].items():
             lo, hi = r["ci"]["auc"]
             assert 0 <= lo <= hi <= 1 and r["tpr_at_1pct_fpr"] is None and r["ci"]["tpr_at_1pct_fpr"] is None
             assert r["ci"]["tpr_at_5pct_fpr"] is not None      # 24 non-members: 5% measurable, 1% not
-    for a, r in m["chosen_timesteps_on_aux"]["LoRA"].items():
-        assert a.startswith("loss_map_mlp") or r in (1, 10, 50, 100, 200, 350, 500)
-    assert m["dp"]["dp_lora eps 8"]["epsilon_spent"] <= 8.0 + 1e-6 and m["checks"][0]["ok"]
-    assert 0 <= m["dp_audit"]["dp_lora eps 8"]["epsilon_lower_bound"] <= m["dp"]["dp_lora eps 8"]["epsilon_spent"]
-    assert set(m["verdicts"]["SMP-LoRA"].values()) <= {"leaks", "defends", "not detected"}
+    for a, r in m["chosen_on_aux"]["lora"].items():
+        assert a.startswith("loss_map_mlp") or r["timestep"] in (1, 10, 50, 100, 200, 350, 400)
+    assert m["dp"]["dp_lora_eps8"]["epsilon_spent"] <= 8.0 + 1e-6 and m["checks"][0]["ok"]
+    assert 0 <= m["dp_audit"]["dp_lora_eps8"]["epsilon_lower_bound"] <= m["dp"]["dp_lora_eps8"]["epsilon_spent"]
+    assert set(m["verdicts"]["smp_lora"].values()) <= {"leaks", "defends", "not detected"}
     assert len(m["spread"]) == 5                                # seeds for 3 methods, member splits for 2
     for a, by_utility in m["frontier"].items():
         assert set(by_utility) == {"fid", "nonmember_loss"}
         for f in by_utility.values():
             assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == set(methods[1:])
-    assert m["strongest_threshold_attack_on_aux"] in ("loss", "loss_ref", "pia", "pian", "secmi", "sima")
-    assert len(m["claims"]) == 8 + 8 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
-    assert m["quality"]["base model (no LoRA)"]["nonmember_loss"] > 0
+    assert m["strongest_threshold_attack_on_aux"] in ("loss_at_t", "loss_at_t_ref", "pia", "pian", "secmi", "sima")
+    assert len(m["claims"]) == 9 + 9 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert m["utility"]["base"]["nonmember_loss"] > 0
     folder = paths.outputs_root() / stem
     for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_nonmember_loss",
                 "frontier_threshold_fid", "frontier_threshold_nonmember_loss"):
@@ -177,7 +184,7 @@ def test_notebook_runs_with_papermill(nb):
     runner.run(only=[nb.stem], params=CI_PARAMS[nb.stem], progress=False)
     executed = paths.outputs_root() / nb.stem / f"{nb.stem}.ipynb"
     assert executed.exists()
-    CHECKS[nb.stem](paths.read_metrics(nb.stem))
+    CHECKS[nb.stem](schema.read(nb.stem))
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

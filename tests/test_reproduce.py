@@ -72,19 +72,22 @@ def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
 def test_report_puts_results_next_to_the_paper(tmp_path):
     root = tmp_path / "out"
     m = {"mean": {"fid": 1.5, "kid": 0.2, "asr": 0.8, "auc_dev": 0.7, "tpr_at_5pct_fpr": 0.3},
-         "sem": {"fid": 0.1, "kid": None, "asr": 0.01, "auc_dev": 0.02, "tpr_at_5pct_fpr": None}}
+         "sem": {"fid": 0.1, "kid": None, "asr": 0.01, "auc_dev": 0.02, "tpr_at_5pct_fpr": None},
+         "per_seed": {}, "attacks": {}, "quality": {}}
     paths.write_json(root / "04_smp_lora_training" / "metrics.json", {
-        "profile": "tiny", "seeds": [1, 2], "lora": m, "smp_lora": m,
+        "profile": "tiny", "seeds": [1, 2], "lam": 1.0, "proxy_feature": "calibrated", "noise_floor": {},
+        "lora": m, "mp_lora": m, "smp_lora": m,
         "claims": [{"claim": "SMP defends", "value": 0.6, "op": "<=", "target": 0.56, "holds": False}]})
     paths.write_json(root / "05_ablations" / "metrics.json", {
         "profile": "tiny", "seed": 1, "grid": {"lam": [1.0], "lr_factors": [0.1], "rank_factors": [0.25]},
+        "references": {},
         "ablations": {"lam": [{"lam": 1.0, "asr": 0.5, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
                       "lr": [{"lr": 3e-4, "asr": 0.6, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
                       "rank": [{"rank": 4, "asr": 0.7, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}]},
         "claims": []})
     (root / "05_ablations" / "privacy_utility.png").write_bytes(b"png")
     text = report.write(root).read_text()
-    assert "| lora | 1.500 ± 0.100 | 0.200 | 0.800 ± 0.010" in text and "0.2 / 0.003 / 0.8227" in text
+    assert "| LoRA | 1.500 ± 0.100 | 0.200 | 0.800 ± 0.010" in text and "0.2 / 0.003 / 0.8227" in text
     assert "SMP defends (measured 0.600, target <= 0.56)" in text
     assert "| 1 | 0.500 | 0.100 | 2.000 | 0.300 | lam 1 | 1.633 | 0.46 |" in text
     assert "lr 1e-05 (x0.1) | 0.436 | 0.462" in text and "rank 16 (x0.25) | 0.541 | 0.531" in text
@@ -95,11 +98,12 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
     root = tmp_path / "out"
     r = lambda v: {"auc": v, "ci": {"auc": [v - 0.1, v + 0.1]}}           # noqa: E731
     paths.write_json(root / "06_stronger_attacks_and_baselines" / "metrics.json", {
-        "profile": "tiny", "attacks": {"sima": "SimA", "loss": "Loss@t"}, "attack_order": ["sima", "loss"],
-        "method_order": ["LoRA", "DP-LoRA (eps 1)"], "matrix": {"LoRA": {"sima": r(0.7), "loss": r(0.6)},
-                                                                "DP-LoRA (eps 1)": {"sima": r(0.5), "loss": r(0.55)}},
-        "quality": {"LoRA": {"fid": 1.2}, "DP-LoRA (eps 1)": {"fid": 3.4}},
-        "frontier": {"loss": {"fid": {"gap": {"LoRA": 0.0, "DP-LoRA (eps 1)": None}}}}, "claims": []})
+        "profile": "tiny", "seeds": [1], "attack_order": ["sima", "loss_at_t"],
+        "model_order": ["lora", "dp_lora_eps1"], "matrix": {"lora": {"sima": r(0.7), "loss_at_t": r(0.6)},
+                                                            "dp_lora_eps1": {"sima": r(0.5), "loss_at_t": r(0.55)}},
+        "utility": {"lora": {"fid": 1.2}, "dp_lora_eps1": {"fid": 3.4}}, "spread": [], "dp": {}, "dp_audit": {},
+        "verdicts": {}, "checks": [],
+        "frontier": {"loss_at_t": {"fid": {"gap": {"lora": 0.0, "dp_lora_eps1": None}}}}, "claims": []})
     text = report.write(root).read_text()
     assert "| method | SimA | Loss@t | FID |" in text
     assert text.index("| LoRA | 0.70 [0.60, 0.80] | 0.60 [0.50, 0.70] | 1.20 |") < text.index("| DP-LoRA (eps 1) |")
@@ -228,9 +232,10 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
     box = widgets.explorer(entries, real, ["a", "b", "c"])
     method, lam, seed = box.children[0].children
-    assert method.options == ("lora", "smp_lora") and lam.options == (None,) and seed.options == (1,)
+    assert method.options == (("LoRA", "lora"), ("SMP-LoRA", "smp_lora")) and seed.options == (("1", 1),)
+    assert lam.options == (("n/a", None),) and lam.disabled                # lam does not apply to plain LoRA
     method.value = "smp_lora"
-    assert lam.options == (0.1, 1.0) and seed.options == (1,)
+    assert lam.options == (("0.1", 0.1), ("1.0", 1.0)) and not lam.disabled and seed.options == (("1", 1),)
     lam.value = 1.0
-    assert seed.options == (1, 2)
+    assert seed.options == (("1", 1), ("2", 2))
     seed.value = 2

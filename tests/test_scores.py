@@ -30,20 +30,25 @@ def _batch(n=5, seed=0):
     return torch.randn(n, 4, 3, 3, generator=g), torch.randn(n, 2, 8, generator=g)
 
 
-@pytest.mark.parametrize("attack", scores.ATTACKS)
-def test_shapes_and_determinism(attack):
+@pytest.mark.parametrize("name", scores.SCORES)
+def test_shapes_and_determinism(name):
     batch = _batch()
-    a = scores.score((Toy(0.3, 0.1), SCHED), batch, T, attack, seed=1)
-    b = scores.score((Toy(0.3, 0.1), SCHED), batch, T, attack, seed=1)
+    a = scores.score((Toy(0.3, 0.1), SCHED), batch, T, name)
+    b = scores.score((Toy(0.3, 0.1), SCHED), batch, T, name)
     assert a.shape == (5, len(T)) and np.isfinite(a).all() and np.array_equal(a, b)
-    small = scores.score((Toy(0.3, 0.1), SCHED), batch, T, attack, seed=1, batch_size=2)
+    small = scores.score((Toy(0.3, 0.1), SCHED), batch, T, name, batch_size=2)
     assert np.allclose(small, a)                                       # batching does not change a score
 
 
-def test_loss_known_answer_zero_predictor():
+def test_loss_at_t_known_answer_zero_predictor():
+    """Loss@t reads the loss maps (``attack``): with eps_hat = 0 it is minus the mean square of the seeded noise."""
+    from smplora_nb import attack, losses
+
     z0, cond = _batch()
-    got = scores.score((Toy(), SCHED), (z0, cond), T, "loss", seed=2)
-    for k in range(len(T)):                     # eps_hat = 0: the score is minus the mean square of the seeded noise
+    maps = losses.loss_maps_at(lambda z, t, c: SimpleNamespace(sample=torch.zeros_like(z)), SCHED, z0, cond, T,
+                               n_draws=1, seed=2)
+    got = attack._loss_scores(maps)
+    for k in range(len(T)):
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(2 * 1_000_003 + k * 1009))
         assert np.allclose(got[:, k], -(noise ** 2).flatten(1).mean(1).numpy(), atol=1e-6)
 
@@ -122,9 +127,9 @@ def test_fit_chooses_on_aux_only():
     rng = np.random.default_rng(0)
     aux_m, aux_n = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
     aux_m[:, 1] += 2.0                                                  # only the middle timestep separates
-    fitted = scores.fit("loss", T, aux_m, aux_n)
+    fitted = scores.fit("loss_at_t", T, aux_m, aux_n)
     assert fitted.timestep == 100 and fitted.column == 1 and set(fitted.aux_auc) == set(T)
-    assert np.array_equal(fitted.apply(aux_m), aux_m[:, 1])
+    assert np.array_equal(fitted.score(aux_m), aux_m[:, 1])
     assert 0.0 < fitted.threshold < 2.5
 
 
@@ -136,55 +141,25 @@ def test_fit_chooses_the_direction_on_aux():
     rng = np.random.default_rng(1)
     aux_m, aux_n = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
     aux_m[:, 2] -= 3.0                                                  # a defense that overshoots
-    fitted = scores.fit("loss", T, aux_m, aux_n)
+    fitted = scores.fit("loss_at_t", T, aux_m, aux_n)
     assert fitted.column == 2 and fitted.sign == -1 and fitted.aux_auc[350] < 0.1
     te_m, te_n = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
     te_m[:, 2] -= 3.0
-    sm, sn = fitted.apply(te_m), fitted.apply(te_n)
+    sm, sn = fitted.score(te_m), fitted.score(te_n)
     assert metrics.membership(sm, sn, fitted.threshold)["auc"] > 0.95
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match="attack"):
+    with pytest.raises(ValueError, match="score must be one of"):
         scores.score((Toy(), SCHED), _batch(), T, "gsa")
     with pytest.raises(ValueError, match="timesteps"):
-        scores.score((Toy(), SCHED), _batch(), (1000,), "loss")
+        scores.score((Toy(), SCHED), _batch(), (1000,), "pia")
 
 
 def test_scores_run_on_the_tiny_pipeline(tiny_setup):
     _, _, splits, base = tiny_setup
     pipe = models.load_pipeline(base)
     batch = models.encode_items(pipe.components, splits["member_aux"])
-    for attack in scores.ATTACKS:
-        s = scores.score(pipe, batch, (20, 100), attack, stride=5)
+    for name in scores.SCORES:
+        s = scores.score(pipe, batch, (20, 100), name, stride=5)
         assert s.shape == (6, 2) and np.isfinite(s).all()
-
-
-def test_audit_fits_on_aux_reports_intervals_and_is_cached(tiny_setup, monkeypatch):
-    from smplora_nb import scores as sc
-
-    _, _, splits, base = tiny_setup
-    out = sc.audit(base, None, splits, n_boot=50)
-    assert set(out) == set(sc.ATTACKS) | set(sc.REFERENCE)
-    assert out["loss_ref"]["scores_member"] == [0.0] * 6                # the base against itself: no signal
-    for attack, r in out.items():
-        assert r["chosen_on_aux"]["timestep"] in sc.CANDIDATES[attack]
-        assert r["ci"]["auc"][0] <= r["ci"]["auc"][1] and r["ci"]["tpr_at_1pct_fpr"] is None   # 6 non-members
-        assert len(r["scores_member"]) == 6 and len(r["scores_nonmember"]) == 6
-    monkeypatch.setattr(sc, "score", lambda *a, **k: pytest.fail("recomputed a cached audit"))
-    assert sc.audit_many(base, {"base": None}, splits, n_boot=50)["base"] == out
-
-
-def test_reference_loss_reads_the_base_model_with_the_adapters_switched_off(tiny_setup):
-    """loss_ref = Loss@t(adapted) - Loss@t(base) at the same t and noise; the base scores come from the adapted
-    pipeline with its LoRA disabled, which must be exactly the base model."""
-    from smplora_nb import config, lora, runs
-
-    cfg, _, splits, base = tiny_setup
-    run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
-    plain = models.load_pipeline(base)
-    batch = models.encode_items(plain.components, splits["member_te"])
-    adapted = lora.load_into(models.load_pipeline(base), run / "lora")
-    ref = scores._base_scores(adapted, run, batch, seed=0)
-    assert np.array_equal(ref, scores.score(plain, batch, scores.CANDIDATES["loss"], "loss", 0))
-    assert not np.array_equal(ref, scores.score(adapted, batch, scores.CANDIDATES["loss"], "loss", 0))

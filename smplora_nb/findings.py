@@ -1,0 +1,154 @@
+"""Each notebook's claims, computed from its records (smplora_nb, arXiv 2402.11989 companion).
+
+A claim is a statement that can fail (``claims``, ``metrics.claim``); each function below takes the records a
+notebook wrote (``study``) and returns its list of claims in the notebook's order. Facts that hold by construction
+are ``claims.check`` records, listed apart. The targets are the ``tiny`` default's acceptance targets.
+"""
+from __future__ import annotations
+
+from . import claims, study
+from .metrics import claim
+from .viz import label
+
+
+def split_01(disjoint: bool, quality: dict, split_check: dict) -> list[dict]:
+    """Notebook 01: the sets are disjoint, the base model draws its captions, the split is not a distribution
+    shift (model-free check). The pretraining time is reported, not claimed."""
+    out = [claim("all five sets are disjoint", float(disjoint), ">=", 1)]
+    if quality:
+        out.append(claim("base samples show their caption's digit (chance 0.1)",
+                         quality["digit_accuracy_base_samples"], ">=", 0.8))
+    out.append(claim("model-free check: a pooled-pixel classifier fitted on D_aux does not separate D_te members "
+                     "from non-members (lower end of its auc_dev interval)",
+                     claims.auc_dev_interval(split_check["ci"]["auc"])[0], "<=", 0.0))
+    return out
+
+
+def attack_02(summary: dict) -> list[dict]:
+    """Notebook 02: LoRA leaks to the paper's attack; the base model is the control."""
+    lora, base = summary["lora"]["mean"], summary["base"]["mean"]
+    return [claim("LoRA leaks: loss-map MLP ASR on D_te >= 0.70", lora["asr"], ">=", 0.70),
+            claim("LoRA leaks: loss-map MLP AUC on D_te >= 0.75", lora["auc"], ">=", 0.75),
+            claim("control: base model abs(AUC - 0.5) <= 0.05", abs(base["auc"] - 0.5), "<=", 0.05),
+            claim("the reference Loss@t (the base model as reference) is at least as strong as Loss@t on LoRA: "
+                  "AUC difference", summary["lora"]["attacks"]["loss_at_t_ref"]["mean"]["auc"]
+                  - summary["lora"]["attacks"]["loss_at_t"]["mean"]["auc"], ">=", 0.0)]
+
+
+def _defends(summary, model, attack, seed_key=None) -> dict:
+    per_seed = summary[model]["per_seed"]
+    r = per_seed[seed_key or next(iter(per_seed))][attack]
+    return claims.defends(f"{label(model)} defends against {label(attack)}: auc_dev interval below {claims.MARGIN}",
+                          r["ci"]["auc"])
+
+
+def mp_03(summary: dict, stats: dict) -> list[dict]:
+    """Notebook 03: MP-LoRA's defense, instability (coefficient of variation), curvature and quality cost; whether
+    clipping or normalisation restores quality. ``stats``: ``{model: summarize_log}`` of the one seed."""
+    fid = {m: s["mean"]["fid"] for m, s in summary.items()}
+    s = stats
+    out = [claim("LoRA leaks: loss-map MLP ASR >= 0.70", summary["lora"]["mean"]["asr"], ">=", 0.70),
+           _defends(summary, "mp_lora", "loss_map_mlp"),
+           claims.less_variable("MP-LoRA is unstable: gradient-norm coefficient of variation / LoRA's > 3",
+                                s["mp_lora"]["grad_norm_cv"], s["lora"]["grad_norm_cv"], 3.0),
+           claim("MP-LoRA: the MI-gain term's gradient scale varies more than the adaptation term's (std ratio)",
+                 s["mp_lora"]["grad_scale_privacy_std"] / s["mp_lora"]["grad_scale_ada_std"], ">", 1.0),
+           claim("MP-LoRA: gradient and Hessian norms are weakly correlated, abs(PCC) < 0.5",
+                 abs(s["mp_lora"].get("pcc_grad_hessian", float("nan"))), "<", 0.5),
+           claim("MP-LoRA costs image quality: FID >= 1.5x LoRA's", fid["mp_lora"] / fid["lora"], ">=", 1.5)]
+    for k, name in (("mp_lora_clip", "clipping"), ("mp_lora_normalize", "normalisation")):
+        if k in fid:
+            out.append(claim(f"{name} does not restore LoRA's quality: FID({k}) >= 1.5x LoRA's",
+                             fid[k] / fid["lora"], ">=", 1.5))
+    return out
+
+
+def smp_04(summary: dict, mean_stats: dict, first_seed) -> list[dict]:
+    """Notebook 04: the attack works on LoRA; SMP-LoRA defends (first seed, the paper's attack and the reference
+    MLP) and keeps quality; MP-LoRA is less stable and costs more quality; one vs two forwards inside seed noise;
+    SMP-LoRA against LoRA stopped at the same training loss."""
+    r, key = summary, str(first_seed)
+    out = [claim("the attack works: LoRA ASR >= 0.70", r["lora"]["mean"]["asr"], ">=", 0.70),
+           _defends(r, "smp_lora", "loss_map_mlp", key), _defends(r, "smp_lora", "loss_map_mlp_ref", key),
+           _defends(r, "smp_lora", "loss_at_t_ref", key),
+           claim("SMP-LoRA keeps quality: FID <= 2x LoRA's", r["smp_lora"]["mean"]["fid"] / r["lora"]["mean"]["fid"],
+                 "<=", 2.0),
+           claims.less_variable("MP-LoRA's gradient norm varies more than SMP-LoRA's (coefficient of variation ratio, "
+                                "mean over seeds)", mean_stats["mp_lora"]["grad_norm_cv"],
+                                mean_stats["smp_lora"]["grad_norm_cv"], 2.0),
+           claim("MP-LoRA costs more quality than SMP-LoRA: FID(MP) / FID(SMP)",
+                 r["mp_lora"]["mean"]["fid"] / r["smp_lora"]["mean"]["fid"], ">", 1.0)]
+    if "smp_lora_two_forwards" in r:
+        two = r["smp_lora_two_forwards"]["per_seed"]
+        for k in ("asr", "fid"):
+            pick = (lambda p: p["quality"][k]) if k == "fid" else (lambda p: p["loss_map_mlp"][k])
+            one = [pick(p) for p in r["smp_lora"]["per_seed"].values()]
+            out.append(claim(f"one vs two forwards: {k}, mean of {len(two)} two-forward seed(s) inside the 95% "
+                             f"prediction interval of the one-forward seeds (abs difference / half-width)",
+                             study.prediction_ratio(one, [pick(p) for p in two.values()]), "<=", 1.0))
+    if "lora_early_stop" in r:
+        out.append(claim("SMP-LoRA beats LoRA stopped at the same training loss: ASR difference (stopped - SMP)",
+                         r["lora_early_stop"]["mean"]["asr"] - r["smp_lora"]["mean"]["asr"], ">", 0.0))
+    return out
+
+
+def ablation_05(tables: dict, refs: dict) -> list[dict]:
+    """Notebook 05: the Table 6 trend (Spearman over the ``lam`` grid) and every setting more private than LoRA."""
+    rows = [r for t in tables.values() for r in t]
+    return [claim("Table 6: larger lam, worse FID (Spearman rho of FID with lam)",
+                  study.rank_correlation(tables["lam"], "lam", "fid"), ">", 0.0),
+            claim("Table 6: larger lam, lower ASR (Spearman rho of ASR with lam)",
+                  study.rank_correlation(tables["lam"], "lam", "asr"), "<", 0.0),
+            claim("every SMP-LoRA setting is more private than LoRA: max ASR over the grid < LoRA's ASR",
+                  max(r["asr"] for r in rows) - refs["lora"]["asr"], "<", 0.0)]
+
+
+def attacks_06(matrix: dict, frontier: dict, dp_audit: dict, dp: dict) -> tuple[list[dict], list[dict]]:
+    """Notebook 06: every attack leaks on LoRA; SMP-LoRA defends against each (an equivalence test); SMP-LoRA
+    against the early-stopping frontier; DP-LoRA's audited epsilon within its accounted epsilon. Returns (claims,
+    checks)."""
+    attacks = list(matrix["lora"])
+    out = [claims.leaks(f"{label(a)} detects membership on plain LoRA (AUC interval excludes 0.5)",
+                        matrix["lora"][a]["ci"]["auc"]) for a in attacks]
+    out += [claims.defends(f"SMP-LoRA defends against {label(a)}: auc_dev interval below {claims.MARGIN}",
+                           matrix["smp_lora"][a]["ci"]["auc"]) for a in attacks]
+    for a, by_utility in frontier.items():
+        for u, f in by_utility.items():
+            gap = f["gap"]["smp_lora"]
+            if gap is not None:
+                out.append(claim(f"SMP-LoRA lies beyond the early-stopping frontier ({label(a)}, {u}): frontier gap",
+                                 gap, ">", 0.0))
+            else:                                   # no checkpoint reached its utility
+                out.append(claim(f"SMP-LoRA has better {u} than every LoRA checkpoint ({label(a)}): best checkpoint "
+                                 f"minus SMP-LoRA", min(x[u] for x in f["curve"]) - f["points"]["smp_lora"][u], ">", 0.0))
+    checks = []
+    for key, audit in dp_audit.items():
+        out.append(claim(f"{label(key)}: the audit's epsilon lower bound ({label(audit['attack'])}) stays within the "
+                         "accounted epsilon", audit["epsilon_lower_bound"], "<=", dp[key]["epsilon_spent"]))
+        checks.append(claims.check(f"{label(key)}: epsilon spent (RDP accountant) <= target",
+                                   dp[key]["epsilon_spent"] <= dp[key]["epsilon_target"] + 1e-6, dp[key]["epsilon_spent"]))
+    return out, checks
+
+
+def conclusion_06(verdicts: dict, utility: dict, frontier: dict, dp_audit: dict, dp: dict) -> str:
+    """Notebook 06's conclusion as Markdown, written from its records (no number typed by hand)."""
+    held = lambda m: ", ".join(label(a) for a, v in verdicts[m].items() if v == "leaks") or "none"   # noqa: E731
+    q = lambda m: f"FID {utility[m]['fid']:.2f}, non-member loss {utility[m]['nonmember_loss']:.4f}"   # noqa: E731
+    lines = [f"- Attacks that detect membership on plain LoRA (AUC interval excludes 0.5): {held('lora')}.",
+             f"- Attacks that still detect membership on SMP-LoRA: {held('smp_lora')}.",
+             f"- Utility (first seed): base model {q('base')}; LoRA {q('lora')}; SMP-LoRA {q('smp_lora')}."]
+    for u, f in frontier[next(iter(frontier))].items():
+        gap = f["gap"]["smp_lora"]
+        lines.append(f"- SMP-LoRA against the early-stopping frontier of the paper's attack, utility {u}: gap "
+                     f"{gap if gap is None else round(gap, 3)} " + ("(beyond it)." if gap is None or gap > 0 else
+                     "(not beyond it: plain LoRA stopped earlier is at least as private at equal or better utility)."))
+    lines.append("- SMP-LoRA, per attack: " + ", ".join(f"{label(a)} {v}" for a, v in verdicts["smp_lora"].items())
+                 + " ('not detected' is absence of evidence, not a defense).")
+    lines += [f"- {label(k)}: attacks with AUC interval excluding 0.5: {held(k)}; {q(k)}; audited epsilon >= "
+              f"{a['epsilon_lower_bound']:.2f} against {dp[k]['epsilon_spent']:.2f} accounted." for k, a in dp_audit.items()]
+    if utility["base"]["nonmember_loss"] <= utility["lora"]["nonmember_loss"]:
+        lines.append("- **Caution.** The base model fits unseen private images at least as well as LoRA does (lower or "
+                     "equal non-member loss): here adaptation buys no held-out utility, so any defense that adapts less "
+                     "(early stopping, DP-LoRA, a strong lam) looks free. A test of whether a defense beats early "
+                     "stopping needs private data that the base model does not already model (the paper profile).")
+    return "\n".join(lines)
