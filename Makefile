@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test install clean-outputs
+.PHONY: demo test install clean-outputs browser-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,14 @@ demo: $(STAMP)
 ## make test: the test suite, including a papermill run of every notebook at small sizes.
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+## make browser-test: notebooks 01 and 05 (small sizes) in a real JupyterLab, driven by Debian's Chromium
+## (installed with apt-get when missing); screenshots in outputs/browser/. Not part of `make test` (see README).
+browser-test: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(BIN)/pip install --quiet "selenium>=4.15"
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/browser_test.py
 
 clean-outputs:
 	find outputs -mindepth 1 -not -name README.md -not -name .gitignore -delete

@@ -47,6 +47,9 @@ class SplitConfig:
     member_seed: int = -1            # >= 0: re-deal the same private images into the four sets with this seed
                                      # (another member split; public split and base model unchanged)
     split_preset: str = ""           # "" or a key of SPLIT_PRESETS (the paper's sizes per dataset)
+    private_classes: str = ""        # "" = one pool (the base model's public images and the private ones alike);
+                                     # e.g. "5-9" or "5,7": the private sets only from these classes, the public
+                                     # split only from the others (a private domain the base model never saw)
 
 
 @dataclass
@@ -176,7 +179,18 @@ INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember
             "split_seed", "member_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
             "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
             "hessian_every", "hessian_iters"}
-STRINGS = {"dataset", "caption_prefix", "base", "base_config"}
+STRINGS = {"dataset", "caption_prefix", "base", "base_config", "private_classes"}
+
+
+def parse_classes(spec: str) -> frozenset[int]:
+    """``private_classes`` as a set of labels: "" -> empty (no class split), "5-9" -> {5..9}, "1,3" -> {1, 3}."""
+    out = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and (hi.isdigit() if dash else not hi)) or (hi and int(hi) < int(lo)):
+            raise ValueError(f"private_classes must look like '5-9' or '5,7', got {spec!r}")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(out)
 
 
 def field_names() -> dict[str, str]:
@@ -216,6 +230,8 @@ def _check(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if name in STRINGS and not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
+    if name == "private_classes":
+        parse_classes(value)
     if name in ("identity_aware", "two_forwards", "grad_normalize", "gradient_checkpointing") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if name == "gender_ratio" and isinstance(value, (int, float)) and -1 < value < 0:
@@ -258,6 +274,29 @@ def flat(cfg: Config) -> dict:
     for stage in STAGES:
         out.update(dataclasses.asdict(getattr(cfg, stage)))
     return out
+
+
+def _assigned(source: str) -> list[str]:
+    import ast
+
+    return [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
+
+
+def check_injected(history) -> None:
+    """Refuse a parameter that the notebook does not declare, however the notebook is run (papermill itself only
+    warns). ``history`` is IPython's ``In``: papermill's injected cell ("# Parameters") follows the cell tagged
+    ``parameters``, whose names are the declared ones. Without an injected cell (JupyterLab, Colab) nothing is
+    checked: every name then comes from the parameters cell itself."""
+    cells = [c for c in history if c]
+    injected = [i for i, c in enumerate(cells) if c.lstrip().startswith("# Parameters")]
+    if not injected or injected[-1] == 0:
+        return
+    i = injected[-1]
+    unknown = sorted(set(_assigned(cells[i])) - set(_assigned(cells[i - 1])))
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {unknown}; this notebook declares "
+                         f"{sorted(_assigned(cells[i - 1]))}")
 
 
 def from_params(profile: str = "tiny", overrides: dict | None = None, **params) -> Config:

@@ -133,7 +133,7 @@ def attacks_06(matrix: dict, frontier: dict, dp_audit: dict, dp: dict) -> tuple[
 def conclusion_06(verdicts: dict, utility: dict, frontier: dict, dp_audit: dict, dp: dict) -> str:
     """Notebook 06's conclusion as Markdown, written from its records (no number typed by hand)."""
     held = lambda m: ", ".join(label(a) for a, v in verdicts[m].items() if v == "leaks") or "none"   # noqa: E731
-    q = lambda m: f"FID {utility[m]['fid']:.2f}, non-member loss {utility[m]['nonmember_loss']:.4f}"   # noqa: E731
+    q = lambda m: f"FID {utility[m]['fid']:.2f}, held-out loss {utility[m]['heldout_loss']:.4f}"   # noqa: E731
     lines = [f"- Attacks that detect membership on plain LoRA (AUC interval excludes 0.5): {held('lora')}.",
              f"- Attacks that still detect membership on SMP-LoRA: {held('smp_lora')}.",
              f"- Utility (first seed): base model {q('base')}; LoRA {q('lora')}; SMP-LoRA {q('smp_lora')}."]
@@ -146,7 +146,7 @@ def conclusion_06(verdicts: dict, utility: dict, frontier: dict, dp_audit: dict,
                  + " ('not detected' is absence of evidence, not a defense).")
     lines += [f"- {label(k)}: attacks with AUC interval excluding 0.5: {held(k)}; {q(k)}; audited epsilon >= "
               f"{a['epsilon_lower_bound']:.2f} against {dp[k]['epsilon_spent']:.2f} accounted." for k, a in dp_audit.items()]
-    if utility["base"]["nonmember_loss"] <= utility["lora"]["nonmember_loss"]:
+    if utility["base"]["heldout_loss"] <= utility["lora"]["heldout_loss"]:
         lines.append("- **Caution.** The base model fits unseen private images at least as well as LoRA does (lower or "
                      "equal non-member loss): here adaptation buys no held-out utility, so any defense that adapts less "
                      "(early stopping, DP-LoRA, a strong lam) looks free. A test of whether a defense beats early "

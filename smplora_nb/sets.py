@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
+from .config import parse_classes
 from .data import OFFICIAL_SETS, Item, load_dataset
 
 
@@ -44,7 +45,10 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
         return _given_split(pool)
     sizes = {name: getattr(split, name) for name in PRIVATE}
     rng = np.random.default_rng(split.split_seed)
-    if split.identity_aware:
+    classes = parse_classes(split.private_classes)
+    if classes:
+        sets, rest = _class_split(pool, sizes, split, classes, rng)
+    elif split.identity_aware:
         sets, rest = _identity_split(pool, sizes, split, rng)
     else:
         need = sum(sizes.values())
@@ -66,6 +70,23 @@ def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
         sets.update(_deal([private[i] for i in np.random.default_rng(split.member_seed).permutation(len(private))],
                           sizes))
     return {name: sets[name] for name in SETS}
+
+
+def _class_split(pool, sizes, split, classes, rng):
+    """A private domain the base model never saw: the four private sets dealt from the images of ``classes``
+    (members and non-members still from one distribution); the rest, from which the public split is taken, holds
+    only the other classes."""
+    if split.identity_aware:
+        raise ValueError("private_classes takes a random split, not an identity-aware one")
+    if any(it.label is None for it in pool):
+        raise ValueError("private_classes needs class labels (the digits dataset has them)")
+    private = [it for it in pool if it.label in classes]
+    public = [it for it in pool if it.label not in classes]
+    need = sum(sizes.values())
+    if need > len(private):
+        raise ValueError(f"the split needs {need} private images, but classes {sorted(classes)} have {len(private)}")
+    order = [private[i] for i in rng.permutation(len(private))]
+    return _deal(order, sizes), [public[i] for i in rng.permutation(len(public))]
 
 
 def _deal(order: list[Item], sizes: dict[str, int]) -> dict[str, list[Item]]:

@@ -100,8 +100,19 @@ def chosen(audit: dict) -> dict:
 
 
 def utility(ev: dict) -> dict:
-    """The utilities of one evaluation: FID, KID (and digit accuracy) and the held-out fit (non-member loss)."""
-    return {**ev["quality"], "nonmember_loss": ev["mean_loss"]["nonmember_te"]}
+    """The utilities of one evaluation: FID and KID; ``heldout_loss``, the mean denoising loss on D_te's non-members
+    (how well the model fits unseen private images, the point of adapting); and, where the images have class
+    labels, ``sample_accuracy``, the digit classifier's accuracy on images generated from the member captions."""
+    out = {"fid": ev["quality"]["fid"], "kid": ev["quality"]["kid"], "heldout_loss": ev["mean_loss"]["nonmember_te"]}
+    if "digit_accuracy" in ev["quality"]:
+        out["sample_accuracy"] = ev["quality"]["digit_accuracy"]
+    return out
+
+
+def utilities(evals, models=None) -> dict:
+    """``{model: {utility: mean over its seeds}}`` (``utility``), e.g. ``utility.lora.heldout_loss``."""
+    return {m: {k: float(np.mean([utility(evals[key])[k] for key in keys])) for k in utility(evals[keys[0]])}
+            for m, keys in groups(evals, models).items()}
 
 
 def spread(evals, over: dict, attacks, metric: str = "auc") -> list[dict]:
@@ -137,7 +148,7 @@ def _utility(evals, key, u: str) -> float:
 
 
 def frontier(evals, curve: dict, groups_: dict, attack: str, u: str) -> dict:
-    """The early-stopping frontier of ``attack`` against utility ``u`` ("fid" or "nonmember_loss"):
+    """The early-stopping frontier of ``attack`` against utility ``u`` ("fid" or "heldout_loss"):
 
     ``curve`` = ``{epoch: key}`` (plain LoRA along training, the base model at epoch 0), ``groups_`` = ``{model:
     [keys]}``; each model's point is its mean over seeds, its interval the first seed's bootstrap interval moved to
@@ -169,7 +180,8 @@ ABLATION_COLUMNS = ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr")
 
 def ablation_row(ev: dict, attack: str = PAPER_ATTACK) -> dict:
     """One row of an ablation table: the paper's attack and the quality of one evaluated run."""
-    return {**{k: ev["audit"][attack][k] for k in ABLATION_COLUMNS}, **ev["quality"]}
+    return {**{k: ev["audit"][attack][k] for k in ABLATION_COLUMNS}, **ev["quality"],
+            "heldout_loss": ev["mean_loss"]["nonmember_te"]}
 
 
 def ablation_tables(evals, families=("lam", "lr", "rank")) -> tuple[dict, dict]:

@@ -113,7 +113,7 @@ def utility_line(utility: dict) -> str:
     from .viz import label
 
     return "FID / KID / mean loss on D_te non-members: " + "; ".join(
-        f"{label(m)} {u['fid']:.2f} / {u['kid']:.2f} / {u['nonmember_loss']:.4f}" for m, u in utility.items())
+        f"{label(m)} {u['fid']:.2f} / {u['kid']:.2f} / {u['heldout_loss']:.4f}" for m, u in utility.items())
 
 
 def ablation_markdown(tables: dict, references: dict, columns=("asr", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid",

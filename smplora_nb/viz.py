@@ -34,10 +34,25 @@ SET_COLORS = {"public": "#7f7f7f", "member_aux": "#d62728", "member_te": "#ff989
 
 
 def save(fig, stem: str, name: str):
-    """Save ``fig`` as ``outputs/<stem>/<name>.png``, close it, and return it as a PNG image, so that a notebook cell
-    shows it once (a figure left open would be drawn by the inline backend *and* as the cell's value)."""
+    """Save ``fig`` as ``outputs/<stem>/<name>.png`` and show it once (``show``)."""
     paths.save_figure(fig, stem, name)
-    return as_image(fig)
+    return show(fig)
+
+
+def show(fig):
+    """In a notebook kernel: display ``fig`` once as a PNG, close it and return None (a figure left open would be
+    drawn by the inline backend *and* as the cell's value; one returned but not last in its cell would not be drawn
+    at all). Elsewhere (a script): return the figure."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:                                              # pragma: no cover - IPython ships with jupyter
+        return fig
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return fig
+    display(as_image(fig))
+    return None
 
 
 def as_image(fig):
@@ -175,7 +190,7 @@ def learning_curve(history: dict, title: str):
 
 
 UTILITY_LABELS = {"fid": "FID (lower = better images)",
-                  "nonmember_loss": "mean loss on D_te non-members (lower = better adapted)"}
+                  "heldout_loss": "mean loss on D_te non-members (lower = better adapted)"}
 
 
 def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):

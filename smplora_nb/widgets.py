@@ -3,8 +3,6 @@
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-
 from . import tables
 from .viz import as_image, image_grid, label, roc_curves
 

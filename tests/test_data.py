@@ -537,3 +537,27 @@ def test_member_seed_redeals_the_private_images_and_keeps_public(digits):
     sets.check_disjoint(b)
     with pytest.raises(ValueError, match="member_seed"):
         sets.make_splits(_people(), _split(**IDENTITY_50, member_seed=3))
+
+
+def test_private_classes_give_a_private_domain_the_base_model_never_saw():
+    """With ``private_classes`` the four private sets come only from those classes and the public split only from
+    the others; the default keeps one pool; the spec is validated."""
+    from smplora_nb import config, sets
+
+    items = data.load_dataset("digits", 16)
+    cfg = config.make("tiny", private_classes="5-9")
+    s = sets.make_splits(items, cfg.split)
+    assert {it.label for k in sets.PRIVATE for it in s[k]} <= {5, 6, 7, 8, 9}
+    assert {it.label for it in s["public"]} <= {0, 1, 2, 3, 4} and len(s["public"]) == cfg.split.public
+    assert {k: len(v) for k, v in s.items() if k != "public"} == {k: getattr(cfg.split, k) for k in sets.PRIVATE}
+    redealt = sets.make_splits(items, config.replace(cfg, member_seed=1).split)
+    assert redealt["public"] == s["public"] and redealt["member_aux"] != s["member_aux"]
+    assert sorted(it.id for k in sets.PRIVATE for it in redealt[k]) == sorted(it.id for k in sets.PRIVATE for it in s[k])
+    plain = sets.make_splits(items, config.make("tiny").split)
+    assert {it.label for it in plain["member_aux"]} - {5, 6, 7, 8, 9}                # the default: one pool
+    assert config.parse_classes("1,3-4") == {1, 3, 4} and config.parse_classes("") == frozenset()
+    for bad in ("5-", "a", "9-5"):
+        with pytest.raises(ValueError, match="private_classes"):
+            config.make("tiny", private_classes=bad)
+    with pytest.raises(ValueError, match="private images"):
+        sets.make_splits(items, config.make("tiny", private_classes="9", member_aux=200).split)

@@ -145,7 +145,7 @@ def test_notebook_06_claims_and_the_dp_check():
     assert out[-2]["holds"] is False                                      # not beyond the frontier
     audit["dp_lora_eps1"]["epsilon_lower_bound"] = 1.5                    # an audit above the budget: a bug shows
     assert findings.attacks_06(matrix, front, audit, dp)[0][-1]["holds"] is False
-    text = findings.conclusion_06(study.verdicts(matrix), {m: {"fid": 1.0, "nonmember_loss": 0.1}
+    text = findings.conclusion_06(study.verdicts(matrix), {m: {"fid": 1.0, "heldout_loss": 0.1}
                                                            for m in ("base", "lora", "smp_lora", "dp_lora_eps1")},
                                   front, audit, dp)
     assert "Caution" in text and "DP-LoRA (eps 1)" in text
@@ -186,3 +186,12 @@ def test_runner_folds_config_fields_into_overrides(monkeypatch):
     assert seen["02_membership_inference_attack"]["epochs"] == 3
     with pytest.raises(ValueError, match="unknown notebook parameter"):
         runner.run(only=["02"], params={"not_a_field": 1}, progress=False)
+
+
+def test_utilities_are_means_over_seeds():
+    evals = {("lora", 1): _eval({"sima": 0.9}, fid=1.0, nonmember_loss=0.2),
+             ("lora", 2): _eval({"sima": 0.9}, fid=3.0, nonmember_loss=0.4)}
+    evals["lora", 1]["quality"]["digit_accuracy"], evals["lora", 2]["quality"]["digit_accuracy"] = 0.5, 0.7
+    u = study.utilities(evals)["lora"]
+    assert u["fid"] == 2.0 and u["heldout_loss"] == pytest.approx(0.3) and u["sample_accuracy"] == pytest.approx(0.6)
+    assert "sample_accuracy" not in study.utility(_eval({"sima": 0.5}))           # no labels, no accuracy

@@ -62,6 +62,9 @@ def check_02(m):
         assert set(m["noise_floor"][method]) == set(attack.MAP_ATTACKS)
         assert all(f["n"] == 2 and f["sd"] >= 0 for f in m["noise_floor"][method].values())
     assert len(m["claims"]) == 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    for method in ("lora", "base"):                                 # the utilities adaptation buys (issue 16)
+        u = m["utility"][method]
+        assert u["heldout_loss"] > 0 and 0 <= u["sample_accuracy"] <= 1 and np.isfinite(u["fid"])
     for fig in ("train_loss", "loss_gap", "roc", "samples", "paper_mlp_learning_curve"):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
     hist = m["lora"]["per_seed"]["1337"]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
@@ -154,15 +157,15 @@ def check_06(m):
     assert set(m["verdicts"]["smp_lora"].values()) <= {"leaks", "defends", "not detected"}
     assert len(m["spread"]) == 5                                # seeds for 3 methods, member splits for 2
     for a, by_utility in m["frontier"].items():
-        assert set(by_utility) == {"fid", "nonmember_loss"}
+        assert set(by_utility) == {"fid", "heldout_loss"}
         for f in by_utility.values():
             assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == set(methods[1:])
     assert m["strongest_threshold_attack_on_aux"] in ("loss_at_t", "loss_at_t_ref", "pia", "pian", "secmi", "sima")
     assert len(m["claims"]) == 9 + 9 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
-    assert m["utility"]["base"]["nonmember_loss"] > 0
+    assert m["utility"]["base"]["heldout_loss"] > 0
     folder = paths.outputs_root() / stem
-    for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_nonmember_loss",
-                "frontier_threshold_fid", "frontier_threshold_nonmember_loss"):
+    for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_heldout_loss",
+                "frontier_threshold_fid", "frontier_threshold_heldout_loss"):
         assert (folder / f"{fig}.png").stat().st_size > 1000
     assert (folder / "attack_matrix.csv").read_text().startswith("method,attack,auc")
 
@@ -203,10 +206,42 @@ def test_notebooks_open_in_colab_on_a_gpu(nb):
     assert f"colab.research.google.com/github/smplora/smplora_nb/blob/main/notebooks/{nb.name}" in cells[0]
     setup = [c for c in cells if 'if "google.colab" in sys.modules' in c]
     assert len(setup) == 1 and "keep-torch.txt" in setup[0] and '"-c"' in setup[0]
+    assert f'"git+https://{REPO}"' in setup[0] and f"colab.research.google.com/github/{REPO[len('github.com/'):]}/" in cells[0]
     assert cells.index(setup[0]) < next(i for i, c in enumerate(book["cells"])
                                         if "parameters" in c.get("metadata", {}).get("tags", []))
     assert book["metadata"]["accelerator"] == "GPU" and "colab" in book["metadata"]
     assert "overrides" in runner.declared_parameters(nb)
+
+
+REPO = "github.com/smplora/smplora_nb"                             # the one repository address (README)
+
+
+def test_one_repository_address_everywhere():
+    """The README, every badge and every setup cell name one address."""
+    readme = (runner.NOTEBOOK_DIR.parent / "README.md").read_text()
+    assert REPO in readme
+    for nb in NOTEBOOKS:
+        text = nb.read_text()
+        others = {u.split("/blob/")[0] for u in text.split("github/")[1:]} | {
+            u.split('"')[0].split("\\")[0] for u in text.split("git+https://")[1:]}
+        assert others == {REPO[len("github.com/"):], REPO}, (nb.name, others)
+
+
+def test_setup_cell_with_an_unreachable_source_prints_what_to_do(tmp_path, monkeypatch, capsys):
+    """On Colab, an install source that cannot be installed gives a clear message, not a pip traceback."""
+    import types
+
+    cell = ["".join(c["source"]) for c in json.loads(NOTEBOOKS[0].read_text())["cells"]
+            if 'if "google.colab" in sys.modules' in "".join(c["source"])][0]
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("SMPLORA_SOURCE", str(tmp_path / "no_such_copy"))
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: real_run(
+        [c.replace("/tmp/keep-torch.txt", str(tmp_path / "keep.txt")) for c in cmd], **kw))
+    cell = cell.replace("/tmp/keep-torch.txt", str(tmp_path / "keep.txt"))
+    exec(compile(cell, "setup-cell", "exec"), {})
+    out = capsys.readouterr().out
+    assert "Could not install smplora_nb from" in out and "SMPLORA_SOURCE" in out and "Traceback" not in out
 
 
 def test_cli_rejects_unknown_parameter():
@@ -269,3 +304,23 @@ def test_notebooks_02_to_06_run_on_the_paper_profile(tiny_setup, tmp_path):
     m3 = paths.read_metrics("03_mp_lora_instability")
     assert m3["proxy_feature"] == "paper" and m3["lam"] == 0.05
     assert m3["mp_lora"]["diagnostics"]["hessian_mean"] is not None           # the Hessian ran on the paper path
+
+
+def test_plain_papermill_refuses_an_undeclared_parameter(tmp_path):
+    """papermill itself only warns about an unknown name; the notebook stops at its config cell with a clear
+    error, before any work (here a typo of ``vae_steps``)."""
+    import papermill as pm
+
+    nb = runner.NOTEBOOK_DIR / "01_data_splitting.ipynb"
+    with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.*vae_step"):
+        pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"vae_step": 2}, progress_bar=False,
+                            cwd=str(nb.parent))
+    assert not (paths.outputs_root() / "cache" / "base").exists()         # nothing was pretrained
+
+
+def test_check_injected_reads_the_parameters_and_the_injected_cell():
+    params = 'profile = "tiny"\nseed = None'
+    config.check_injected(["", "import sys", params, "# Parameters\nseed = 3\n", "config.check_injected(In)"])
+    config.check_injected(["", params, "x = 1"])                         # JupyterLab: nothing injected
+    with pytest.raises(ValueError, match=r"\['sede'\]"):
+        config.check_injected(["", params, "# Parameters\nsede = 3\n", "config.check_injected(In)"])

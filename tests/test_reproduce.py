@@ -75,7 +75,7 @@ def test_report_puts_results_next_to_the_paper(tmp_path):
          "sem": {"fid": 0.1, "kid": None, "asr": 0.01, "auc_dev": 0.02, "tpr_at_5pct_fpr": None},
          "per_seed": {}, "attacks": {}, "quality": {}}
     paths.write_json(root / "04_smp_lora_training" / "metrics.json", {
-        "profile": "tiny", "seeds": [1, 2], "lam": 1.0, "proxy_feature": "calibrated", "noise_floor": {},
+        "profile": "tiny", "seeds": [1, 2], "lam": 1.0, "proxy_feature": "calibrated", "noise_floor": {}, "utility": {},
         "lora": m, "mp_lora": m, "smp_lora": m,
         "claims": [{"claim": "SMP defends", "value": 0.6, "op": "<=", "target": 0.56, "holds": False}]})
     paths.write_json(root / "05_ablations" / "metrics.json", {
