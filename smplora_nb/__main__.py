@@ -1,9 +1,10 @@
 """Command line of smplora_nb.
 
 ``python -m smplora_nb notebooks [--profile tiny] [--only 01 ...] [-p NAME VALUE ...]`` executes the notebooks.
-``python -m smplora_nb reproduce [--profile tiny|paper] [--only 02,04 ...] [--seeds 3] [--shard I/N]`` executes them
-too, skipping notebooks whose last run had the same code and parameters (training runs and audits are cached either
-way), and writes ``outputs/REPORT.md``.
+``python -m smplora_nb reproduce [--profile tiny|paper] [--only 02,04 ...] [--seeds 3] [--shard I/N] [--dev]`` executes
+them too, skipping notebooks whose last run had the same code and parameters (training runs and audits are cached
+either way), and writes ``outputs/REPORT.md``. ``--dev`` runs the tiny profile on its development seeds
+(``config.DEV_SEEDS``) into ``outputs/dev/``: the runs on which knobs are chosen, apart from the confirmatory ones.
 ``python -m smplora_nb train [--profile paper] [-p method smp_lora ...]`` trains one run into the run cache, where
 the notebooks find it. Under ``accelerate launch --multi_gpu --num_processes N -m smplora_nb train ...`` the run is
 data-parallel over N processes (GPUs, or CPU processes over gloo on a machine without GPU).
@@ -35,6 +36,8 @@ def main(argv=None) -> int:
     rep.add_argument("--shard", default=None, metavar="I/N",
                      help="train only every N-th run (the I-th of each N) and stop; rerun without it to finish")
     rep.add_argument("--force", action="store_true", help="re-execute notebooks even when their result is cached")
+    rep.add_argument("--dev", action="store_true",
+                     help="the development seeds (config.DEV_SEEDS) into outputs/dev/, for choosing knobs")
     tr = sub.add_parser("train", help="train one run into the run cache (works under accelerate launch)")
     tr.add_argument("--profile", default="tiny", help="config profile: tiny, paper or colab")
     tr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -49,6 +52,8 @@ def main(argv=None) -> int:
             return 0
         if args.seeds is not None and args.seeds < 1:
             raise ValueError("--seeds must be at least 1")
+        if args.dev:
+            _development(params)
         runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress,
                    cache=not args.force, shard=args.shard,
                    optional={} if args.seeds is None else {"n_seeds": args.seeds})
@@ -62,6 +67,20 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _development(params: dict) -> None:
+    """``reproduce --dev``: the development split and training seeds, in their own outputs folder."""
+    import os
+
+    from . import config, paths
+
+    clash = sorted(set(params) & set(config.DEV_SEEDS))
+    if clash:
+        raise ValueError(f"--dev sets {clash} itself (config.DEV_SEEDS); drop -p {clash[0]}")
+    params.update(config.DEV_SEEDS)
+    os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
+    print(f"[smplora_nb] development seeds {config.DEV_SEEDS} into {paths.outputs_root()}", flush=True)
 
 
 def _train(profile: str, params: dict) -> int:

@@ -118,6 +118,15 @@ class Config:
 
 STAGES = ("data", "split", "model", "train")
 
+# The development / confirmation protocol of the tiny profile (issue 16). Every knob of the tiny profile (epochs,
+# lr, lam, proxy feature and batch, private classes, set sizes) was chosen while looking at runs on the development
+# split seed and training seeds 1337, 1338, 1339 (``DEV_SEEDS``; the numbers of earlier versions of this series come
+# from them). The headline numbers of the README and REPORT.md come from the confirmatory split and training seeds
+# (``CONFIRM_SEEDS``: split 2026, training seeds 2026, 2027, 2028), which played no part in any choice. A
+# development run: ``python -m smplora_nb reproduce --dev`` (its own outputs folder, ``outputs/dev``).
+DEV_SEEDS = {"split_seed": 1337, "seed": 1337}
+CONFIRM_SEEDS = {"split_seed": 2026, "seed": 2026}
+
 PROFILES: dict[str, dict] = {
     # tiny: a quarter of the official Pokemon split (200/233/200/200), same proportions, and LoRA on all U-Net
     # layers, so that three seeds train in a few minutes on 2 cores and LoRA memorises as clearly as in the paper
@@ -125,8 +134,13 @@ PROFILES: dict[str, dict] = {
     # sees as many maps per step as LoRA (16 + 16), and lam is 1.0 (the paper's Table 6 range; 256 map elements
     # here against 16,384 in SD v1.5); 90 epochs (not 120) keep notebooks 03 + 04 within 15 minutes while
     # LoRA still leaks clearly (notebook 02)
+    # private_classes "5-9": the base model is pretrained on digits 0-4 and adapted on 5-9, a domain it has never
+    # seen, so that fine-tuning buys held-out fit and samples of the right digit (issue 16); private_classes ""
+    # is the in-distribution setting (one pool), one parameter away. The seeds are the confirmatory ones
+    # (CONFIRM_SEEDS): every knob above was chosen on DEV_SEEDS
     "tiny": dict(member_aux=50, member_te=58, nonmember_aux=50, nonmember_te=50, lora_targets="all",
-                 lr=3e-3, epochs=90, proxy_feature="calibrated", lam=1.0, proxy_batch_size=32),
+                 lr=3e-3, epochs=90, proxy_feature="calibrated", lam=1.0, proxy_batch_size=32,
+                 private_classes="5-9", split_seed=CONFIRM_SEEDS["split_seed"], seed=CONFIRM_SEEDS["seed"]),
     # paper: lam 0.05 as App. F (the paper's numbers come from it); the released SMP-LoRA-*.sh scripts pass
     # alpha = 1, beta = 1 instead, which is lam = 1.0 here (-p lam 1.0 reproduces the scripts)
     "paper": dict(

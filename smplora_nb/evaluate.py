@@ -19,6 +19,7 @@ from . import attack, models, parallel, paths
 
 EVAL_VERSION = 3                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
+N_BOOT = 500                           # percentile-bootstrap resamples per interval (500: half the time of 1000)
 
 
 def _cached(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, steps, guidance_scale) -> bool:
@@ -37,7 +38,7 @@ def _key(splits, extractor, steps, guidance_scale) -> str:
 
 
 def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, attacks=attack.MAP_ATTACKS, mlp_epochs: int = 100,
-                  n_boot: int = 1000, steps: int = 25, guidance_scale: float = 5.0, workers: int | None = None,
+                  n_boot: int = N_BOOT, steps: int = 25, guidance_scale: float = 5.0, workers: int | None = None,
                   progress: bool = True) -> dict:
     """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]``. Audits not cached yet run
     side by side on CPU (``parallel.side_by_side``, one thread each); every result is then read from the cache."""
@@ -55,7 +56,7 @@ def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:
 
 
 def evaluate(base, run, splits, extractor, seed: int, attacks=attack.MAP_ATTACKS, mlp_epochs: int = 100,
-             n_boot: int = 1000, steps: int = 25, guidance_scale: float = 5.0) -> dict:
+             n_boot: int = N_BOOT, steps: int = 25, guidance_scale: float = 5.0) -> dict:
     """Audit the base model with the LoRA of ``run`` (a run folder from ``runs.train``; None = the base model).
 
     Returns ``{"audit": {attack: record}, "quality": {fid, kid, ...}, "mean_loss": {set: mean fixed-t loss},

@@ -6,8 +6,11 @@ are ``claims.check`` records, listed apart. The targets are the ``tiny`` default
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import claims, study
-from .metrics import claim
+from .attack import STRONGEST_MAP_ATTACK
+from .metrics import PAPER_ATTACK as PAPER, claim
 from .viz import label
 
 
@@ -15,7 +18,12 @@ def split_01(disjoint: bool, quality: dict, split_check: dict) -> list[dict]:
     """Notebook 01: the sets are disjoint, the base model draws its captions, the split is not a distribution
     shift (model-free check). The pretraining time is reported, not claimed."""
     out = [claim("all five sets are disjoint", float(disjoint), ">=", 1)]
-    if quality:
+    if "digit_accuracy_base_private_classes" in quality:            # a private domain the base model never saw
+        out.append(claim("base samples of the public classes show their caption's digit (chance 0.1)",
+                         quality["digit_accuracy_base_public_classes"], ">=", 0.8))
+        out.append(claim("base samples of the private classes mostly do not: the base model lacks the private "
+                         "domain", quality["digit_accuracy_base_private_classes"], "<=", 0.3))
+    elif quality:
         out.append(claim("base samples show their caption's digit (chance 0.1)",
                          quality["digit_accuracy_base_samples"], ">=", 0.8))
     out.append(claim("model-free check: a pooled-pixel classifier fitted on D_aux does not separate D_te members "
@@ -24,12 +32,36 @@ def split_01(disjoint: bool, quality: dict, split_check: dict) -> list[dict]:
     return out
 
 
+def adaptation(utility: dict, per_seed: dict) -> list[dict]:
+    """Fine-tuning buys something the base model lacks (issue 16's targets, means over seeds): LoRA's held-out loss
+    at least 10% below the base model's, the base model's samples of the private captions at most 0.3 correct and
+    LoRA's at least 0.7, and FID ranking LoRA better than the base model on every seed."""
+    lora, base = utility["lora"], utility["base"]
+    out = [claim("LoRA fits unseen private images better: held-out loss at least 10% below the base model's "
+                 "(1 - LoRA / base)", 1 - lora["heldout_loss"] / base["heldout_loss"], ">=", 0.10)]
+    if "sample_accuracy" in lora:
+        out += [claim("the base model draws the private captions' digits at most 0.3 of the time",
+                      base["sample_accuracy"], "<=", 0.3),
+                claim("LoRA draws them at least 0.7 of the time", lora["sample_accuracy"], ">=", 0.7)]
+    base_fid = {s: r["fid"] for s, r in per_seed["base"].items()}
+    only = next(iter(base_fid.values())) if len(base_fid) == 1 else None      # one base entry: every seed against it
+    out.append(claim("FID ranks LoRA better than the base model on every seed (fraction of seeds)",
+                     float(np.mean([r["fid"] < (only if only is not None else base_fid[s])
+                                    for s, r in per_seed["lora"].items()])), ">=", 1.0))
+    return out
+
+
 def attack_02(summary: dict) -> list[dict]:
     """Notebook 02: LoRA leaks to the paper's attack; the base model is the control."""
-    lora, base = summary["lora"]["mean"], summary["base"]["mean"]
+    lora = summary["lora"]["mean"]
+    strongest = STRONGEST_MAP_ATTACK
     return [claim("LoRA leaks: loss-map MLP ASR on D_te >= 0.70", lora["asr"], ">=", 0.70),
+            claim(f"LoRA leaks to the strongest map attack ({label(strongest)}, chosen on the development seeds): "
+                  "AUC >= 0.85", summary["lora"]["attacks"][strongest]["mean"]["auc"], ">=", 0.85),
             claim("LoRA leaks: loss-map MLP AUC on D_te >= 0.75", lora["auc"], ">=", 0.75),
-            claim("control: base model abs(AUC - 0.5) <= 0.05", abs(base["auc"] - 0.5), "<=", 0.05),
+            claim("control: the loss-map MLP does not tell members on the base model, its AUC interval holds 0.5 "
+                  "(fraction of seeds)", float(np.mean([r[PAPER]["ci"]["auc"][0] <= 0.5 <= r[PAPER]["ci"]["auc"][1]
+                                                        for r in summary["base"]["per_seed"].values()])), ">=", 1.0),
             claim("the reference Loss@t (the base model as reference) is at least as strong as Loss@t on LoRA: "
                   "AUC difference", summary["lora"]["attacks"]["loss_at_t_ref"]["mean"]["auc"]
                   - summary["lora"]["attacks"]["loss_at_t"]["mean"]["auc"], ">=", 0.0)]
@@ -152,3 +184,11 @@ def conclusion_06(verdicts: dict, utility: dict, frontier: dict, dp_audit: dict,
                      "(early stopping, DP-LoRA, a strong lam) looks free. A test of whether a defense beats early "
                      "stopping needs private data that the base model does not already model (the paper profile).")
     return "\n".join(lines)
+
+
+def lesson_06(gain: dict) -> list[dict]:
+    """Notebook 06's lesson: fine-tuning buys more held-out fit on a private domain the base model never saw than
+    on private data from the base model's own pool (``gain`` = ``{"private_domain": ., "in_distribution": .}``,
+    ``study.adaptation_gain`` of the final LoRA, first seed), where stopping early is therefore free."""
+    return [claim("LoRA's held-out gain over the base model is larger on the private domain than in distribution "
+                  "(difference of the gains)", gain["private_domain"] - gain["in_distribution"], ">", 0.0)]

@@ -112,6 +112,33 @@ def attacks06(m: dict) -> list[str]:
     return out
 
 
+def seeds(found: dict) -> list[str]:
+    """Which seeds produced this report: the confirmatory ones (``config.CONFIRM_SEEDS``, no choice of knobs looked
+    at them), the development ones (``config.DEV_SEEDS``, where the knobs were chosen) or others."""
+    from .config import CONFIRM_SEEDS, DEV_SEEDS
+
+    split = found.get("01_data_splitting", {}).get("metrics", {}).get("split_seed")
+    train = found.get("02_membership_inference_attack", {}).get("metrics", {}).get("seeds")
+    kind = "other seeds"
+    for name, ref in (("confirmatory", CONFIRM_SEEDS), ("development", DEV_SEEDS)):
+        if split == ref["split_seed"] and train and train[0] == ref["seed"]:
+            kind = name
+    return [f"This report's runs: split seed {split}, training seeds {train}: **{kind}**. The protocol "
+            f"(`config.DEV_SEEDS`, `config.CONFIRM_SEEDS`): every knob of the tiny profile was chosen on the "
+            f"development split seed {DEV_SEEDS['split_seed']} and training seeds {DEV_SEEDS['seed']}, "
+            f"{DEV_SEEDS['seed'] + 1}, {DEV_SEEDS['seed'] + 2} (`reproduce --dev`, into `outputs/dev/`); the headline "
+            f"numbers come from the confirmatory split seed {CONFIRM_SEEDS['split_seed']} and training seeds "
+            f"{CONFIRM_SEEDS['seed']}, {CONFIRM_SEEDS['seed'] + 1}, {CONFIRM_SEEDS['seed'] + 2} (`make demo`), "
+            f"which played no part in any choice."]
+
+
+def utilities(m: dict) -> list[str]:
+    """Every model's utilities (means over seeds) with their seed sd (notebook 02 or 06)."""
+    from .tables import utility_table
+
+    return [utility_table(m["utility"], m.get("utility_noise_floor", {}), m.get("utility_vs_lora"))]
+
+
 def write(root: Path | None = None, command: str = "") -> Path:
     """Assemble ``outputs/REPORT.md`` from the notebooks' outputs under ``root`` and return its path."""
     root = Path(root) if root else paths.outputs_root()
@@ -122,6 +149,7 @@ def write(root: Path | None = None, command: str = "") -> Path:
              "`metrics.json`; the paper's numbers are Luo et al., AAAI 2025 (Pokemon, SD v1.5).", ""]
     if not found:
         lines.append("No notebook has finished yet: run `python -m smplora_nb reproduce`.")
+    lines += ["## Seeds", ""] + seeds(found) + [""]
     lines += ["## Claims checked by each notebook", "", "| notebook | profile | claims held | run time |",
               "|---|---|---:|---:|"]
     for stem, d in found.items():
@@ -135,6 +163,10 @@ def write(root: Path | None = None, command: str = "") -> Path:
         lines += ["", "Claims that did **not** hold:", ""]
         lines += [f"- `{stem}`: {c['claim']} (measured {_f(c['value'])}, target {c['op']} {c['target']})"
                   for stem, c in failed]
+    m02 = found.get("02_membership_inference_attack", {}).get("metrics")
+    if m02 and "utility" in m02:
+        lines += ["", "## What fine-tuning buys (notebook 02)", "", "Means over seeds, sd over seeds in brackets.",
+                  ""] + utilities(m02)
     m04 = found.get("04_smp_lora_training", {}).get("metrics")
     if m04:
         lines += ["", "## Table 1 analogue (notebook 04)", "",
@@ -146,6 +178,8 @@ def write(root: Path | None = None, command: str = "") -> Path:
     m06 = found.get("06_stronger_attacks_and_baselines", {}).get("metrics")
     if m06:
         lines += ["", "## Other attacks, DP-LoRA and the early-stopping frontier (notebook 06)", ""] + attacks06(m06)
+        lines += ["", "Utilities of notebook 06's models (means over seeds; sd over seeds; the verdict against LoRA is "
+                  "\"no difference\" inside twice the larger sd):", ""] + utilities(m06)
     lines += ["", "## Figures", ""]
     for stem, d in found.items():
         if d["figures"]:

@@ -6,7 +6,8 @@ variants), ``smp_lora`` (and ``smp_lora_two_forwards``), ``dp_lora_eps<epsilon>`
 ``dp`` record); attacks as in ``attack.ATTACKS``. A *method record* is ``metrics.method_summary``'s: ``per_seed``,
 ``attacks`` (mean and s.e. per attack), ``quality``, and the headline ``mean`` / ``sem`` (the paper's attack plus
 FID/KID). ``utility.<model>`` holds ``fid``, ``kid``, ``heldout_loss`` (mean loss on D_te's non-members) and, with
-class labels, ``sample_accuracy`` (``study.utility``). ``viz.label`` gives the words a reader sees.
+class labels, ``sample_accuracy`` (``study.utility``); ``utility_noise_floor.<model>.<utility>`` its sd over seeds
+and the thread-count floor (``study.utility_floors``). ``viz.label`` gives the words a reader sees.
 """
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ from . import paths
 METHOD_RECORD = ("per_seed", "attacks", "quality", "mean", "sem")
 NOTEBOOKS = {   # stem: (required top-level keys, the keys that are method records)
     "01_data_splitting": (("profile", "counts", "disjoint", "model_free_split_check", "claims"), ()),
-    "02_membership_inference_attack": (("profile", "seeds", "noise_floor", "utility", "claims"), ("lora", "base")),
+    "02_membership_inference_attack": (("profile", "seeds", "noise_floor", "utility", "utility_noise_floor", "claims"),
+                                       ("lora", "base")),
     "03_mp_lora_instability": (("profile", "seed", "lam", "proxy_feature", "stabilisers", "claims"),
                                ("lora", "mp_lora")),
-    "04_smp_lora_training": (("profile", "seeds", "lam", "proxy_feature", "noise_floor", "utility", "claims"),
+    "04_smp_lora_training": (("profile", "seeds", "lam", "proxy_feature", "noise_floor", "utility",
+                              "utility_noise_floor", "claims"),
                              ("lora", "mp_lora", "smp_lora")),
     "05_ablations": (("profile", "seed", "grid", "ablations", "references", "claims"), ()),
     "06_stronger_attacks_and_baselines": (("profile", "seeds", "attack_order", "model_order", "matrix", "utility",
-                                           "spread", "dp", "dp_audit", "frontier", "verdicts", "claims", "checks"), ()),
+                                           "utility_noise_floor", "spread", "dp", "dp_audit", "frontier", "verdicts", "claims", "checks"), ()),
 }
 
 

@@ -38,6 +38,14 @@ def dedupe(items: list[Item]) -> list[Item]:
     return out
 
 
+def judge(items: list[Item], splits: dict[str, list[Item]]) -> list[Item]:
+    """The judge set: every distinct image in none of the four private sets (the public split plus the private
+    pool's unused images, so with ``private_classes`` it knows every class). The tiny quality features and the
+    digit classifier are trained on it, never on a member or a non-member."""
+    private = {it.sha256 for name in PRIVATE for it in splits[name]}
+    return [it for it in dedupe(items) if it.sha256 not in private]
+
+
 def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
     """Cut ``items`` into ``public`` + the four private sets of ``split`` (a ``SplitConfig``), by ``split_seed``."""
     pool = dedupe(items)

@@ -109,10 +109,48 @@ def utility(ev: dict) -> dict:
     return out
 
 
-def utilities(evals, models=None) -> dict:
-    """``{model: {utility: mean over its seeds}}`` (``utility``), e.g. ``utility.lora.heldout_loss``."""
+def utilities(evals, models=None, by=None) -> dict:
+    """``{model: {utility: mean over its seeds}}`` (``utility``), e.g. ``utility.lora.heldout_loss``; ``by`` =
+    ``{model: [keys]}`` names the runs of each model (default: ``groups(evals, models)``)."""
     return {m: {k: float(np.mean([utility(evals[key])[k] for key in keys])) for k in utility(evals[keys[0]])}
-            for m, keys in groups(evals, models).items()}
+            for m, keys in (by or groups(evals, models)).items()}
+
+
+def utility_per_seed(evals, models=None, by=None) -> dict:
+    """``{model: {seed: utility}}`` (seeds as text, as in ``metrics.json``; ``by`` as in ``utilities``)."""
+    return {m: {str(k[1]): utility(evals[k]) for k in keys} for m, keys in (by or groups(evals, models)).items()}
+
+
+# The spread of each utility between two runs that differ only in the thread count (same seeds, same machine),
+# measured once by benchmarks/utility_noise.py (benchmarks/RESULTS.md): a comparison must exceed it too.
+THREAD_FLOOR = {"fid": 0.0, "kid": 0.0, "heldout_loss": 0.0, "sample_accuracy": 0.0}
+
+
+def utility_floors(evals, models=None, by=None) -> dict:
+    """Each utility's noise floor per model: its spread over the model's seeds (``claims.noise_floor``) and the
+    measured thread-count floor ``THREAD_FLOOR``."""
+    return {m: {u: {**claims.noise_floor([r[u] for r in per.values()]), "threads": THREAD_FLOOR.get(u)}
+                for u in next(iter(per.values()))} for m, per in utility_per_seed(evals, models, by).items()}
+
+
+def compare_utility(evals, model: str, reference: str, by=None) -> dict:
+    """``model`` against ``reference`` on every utility, in means over seeds: the difference, the noise floor (twice
+    the larger of the two seed sds and the thread floor) and the verdict: "no difference" inside the floor,
+    else "lower" or "higher" (for fid, kid and heldout_loss lower is better; for sample_accuracy higher)."""
+    by = {m: (by or groups(evals))[m] for m in (model, reference)}
+    floors, means = utility_floors(evals, by=by), utilities(evals, by=by)
+    out = {}
+    for u in means[model]:
+        sds = [floors[m][u]["sd"] or 0.0 for m in (model, reference)] + [THREAD_FLOOR.get(u) or 0.0]
+        diff, floor = means[model][u] - means[reference][u], 2 * max(sds)
+        out[u] = {"difference": diff, "floor": floor,
+                  "verdict": "no difference" if abs(diff) <= floor else ("lower" if diff < 0 else "higher")}
+    return out
+
+
+def adaptation_gain(evals, key, base_key) -> float:
+    """What adapting bought in held-out fit: 1 - held-out loss of ``key`` / that of ``base_key`` (the base model)."""
+    return 1 - utility(evals[key])["heldout_loss"] / utility(evals[base_key])["heldout_loss"]
 
 
 def spread(evals, over: dict, attacks, metric: str = "auc") -> list[dict]:

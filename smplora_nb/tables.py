@@ -108,14 +108,6 @@ def spread_rows(spread: list[dict]) -> list[dict]:
             for r in spread]
 
 
-def utility_line(utility: dict) -> str:
-    """FID / KID / mean loss on D_te non-members of every model, on one line."""
-    from .viz import label
-
-    return "FID / KID / mean loss on D_te non-members: " + "; ".join(
-        f"{label(m)} {u['fid']:.2f} / {u['kid']:.2f} / {u['heldout_loss']:.4f}" for m, u in utility.items())
-
-
 def ablation_markdown(tables: dict, references: dict, columns=("asr", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid",
                                                              "digit_accuracy")) -> str:
     """Notebook 05's ablation tables, one per family, and the reference runs."""
@@ -126,3 +118,21 @@ def ablation_markdown(tables: dict, references: dict, columns=("asr", "auc_dev",
     refs = markdown([{"": label(k), **{c: r.get(c) for c in columns}} for k, r in references.items()], ["", *columns],
                     digits=".3f")
     return "\n\n".join(parts + ["**references**\n\n" + refs])
+
+
+def utility_table(utility: dict, floors: dict, comparisons: dict | None = None, reference: str = "lora") -> str:
+    """Every model's utilities (means over seeds, ``study.utilities``) with each one's seed sd next to it
+    (``study.utility_floors``); with ``comparisons`` (``{model: study.compare_utility(model, reference)}``), the
+    verdict against ``reference``: "no difference" when inside the noise floor."""
+    from .viz import UTILITY_LABELS, label
+
+    rows = []
+    for m, u in utility.items():
+        row = {"model": label(m)}
+        for k, v in u.items():
+            sd = floors.get(m, {}).get(k, {}).get("sd")
+            row[UTILITY_LABELS.get(k, k)] = f"{v:.4g}" + (f" (sd {sd:.2g})" if sd is not None else "")
+            if comparisons and m in comparisons:
+                row[UTILITY_LABELS.get(k, k)] += f", {comparisons[m][k]['verdict']} vs {label(reference)}"
+        rows.append(row)
+    return markdown(rows)

@@ -11,6 +11,7 @@ def _isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(out))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")                   # notebook kernels and workers: one thread too
     return out
 
 

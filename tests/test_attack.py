@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from smplora_nb import attack, metrics, mlp, scores
+from smplora_nb import attack, metrics, mlp, scores, sets
 
 
 def _toy(n, member, gen, informative=2, k=4):
@@ -175,11 +175,24 @@ def test_reference_attacks_read_the_base_model_with_the_adapters_switched_off(ti
     loss_at_t_ref is then Loss@t(adapted) - Loss@t(base) at the same t and noise."""
     from smplora_nb import config, runs
 
+    from smplora_nb import models
+
     cfg, _, splits, base = tiny_setup
     run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
-    plain, adapted = attack.Probe(base, None, splits), attack.Probe(base, run, splits)
+    adapted = attack.Probe(base, run, splits)
+    fresh = attack.probe(models.load_pipeline(base).components, splits, source=base)      # the base model itself
+    for kind in fresh:
+        for k in sets.PRIVATE:
+            assert torch.equal(adapted.base_maps()[kind][k], fresh[kind][k])            # adapters off: bit for bit
+    assert len(list(attack.folder(base, None).glob("maps_*.safetensors"))) == 1        # probed once per base
+    real_probe, attack.probe = attack.probe, None                                      # a second run reads the file
+    try:
+        plain = attack.Probe(base, None, splits)
+        assert torch.equal(attack.Probe(base, run, splits).base_maps()["fixed_t"]["member_te"],
+                           plain.maps()["fixed_t"]["member_te"])
+    finally:
+        attack.probe = real_probe
     for k in ("member_te", "nonmember_aux"):
-        assert torch.equal(adapted.base_maps()["fixed_t"][k], plain.maps()["fixed_t"][k])
         assert not torch.equal(adapted.maps()["fixed_t"][k], plain.maps()["fixed_t"][k])
         assert np.array_equal(adapted.inputs("loss_ref")[k],
                               attack._loss_scores(adapted.maps()["fixed_t"][k]) - attack._loss_scores(plain.maps()["fixed_t"][k]))

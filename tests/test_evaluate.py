@@ -6,9 +6,9 @@ from smplora_nb import config, evaluate, metrics, runs
 
 
 def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
-    cfg, _, splits, base = tiny_setup
+    cfg, items, splits, base = tiny_setup
     run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
-    extractor = metrics.quality_extractor(splits, cfg)
+    extractor = metrics.quality_extractor(splits, cfg, items)
     first = evaluate.evaluate(base, run, splits, extractor, seed=0, mlp_epochs=2, steps=2)
     assert list(first["audit"]) == list(evaluate.attack.MAP_ATTACKS)     # the attacks that read the loss maps
     assert np.isfinite(first["quality"]["fid"]) and first["samples"].dtype == np.uint8
@@ -29,10 +29,10 @@ def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
 
 def test_evaluate_many_side_by_side_matches_in_process(tiny_setup, monkeypatch, tmp_path):
     """Two worker processes give the audits and samples of one-after-another; cached audits are not redone."""
-    cfg, _, splits, base = tiny_setup
+    cfg, items, splits, base = tiny_setup
     trained = {"a": runs.train(config.replace(cfg, epochs=1), splits, base, progress=False), "base": None}
     seeds = {"a": 0, "base": 3}
-    extractor = metrics.quality_extractor(splits, cfg)
+    extractor = metrics.quality_extractor(splits, cfg, items)
     many = evaluate.evaluate_many(base, trained, splits, extractor, seeds, mlp_epochs=2, steps=2, workers=2,
                                   progress=False)
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "in_process"))   # the base model's audit cache moves

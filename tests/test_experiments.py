@@ -119,6 +119,10 @@ def _summary(lora_auc, smp_auc, fid_smp=1.0, early_asr=0.5):
 def test_notebook_claims_hold_and_fail_on_counterexamples():
     good, bad = _summary(0.97, 0.5), _summary(0.55, 0.9, fid_smp=5.0, early_asr=0.4)
     assert all(c["holds"] for c in findings.attack_02(good)[:2]) and not any(c["holds"] for c in findings.attack_02(bad)[:2])
+    control = [c for c in findings.attack_02(good) if c["claim"].startswith("control")]
+    assert len(control) == 1 and control[0]["holds"]                       # the base model at 0.5: not detected
+    leaky = {**good, "base": good["lora"]}                                    # a base model that "leaks"
+    assert not [c for c in findings.attack_02(leaky) if c["claim"].startswith("control")][0]["holds"]
     stats = {"mp_lora": {"grad_norm_cv": 2.0, "grad_scale_privacy_std": 2.0, "grad_scale_ada_std": 1.0,
                          "pcc_grad_hessian": 0.1}, "smp_lora": {"grad_norm_cv": 0.5}, "lora": {"grad_norm_cv": 0.5}}
     c4 = {c["claim"][:40]: c["holds"] for c in findings.smp_04(good, stats, 1)}
@@ -195,3 +199,38 @@ def test_utilities_are_means_over_seeds():
     u = study.utilities(evals)["lora"]
     assert u["fid"] == 2.0 and u["heldout_loss"] == pytest.approx(0.3) and u["sample_accuracy"] == pytest.approx(0.6)
     assert "sample_accuracy" not in study.utility(_eval({"sima": 0.5}))           # no labels, no accuracy
+
+
+def _utility_evals(lora_fids=(1.0, 1.2), base_fid=3.0, lora_loss=(0.10, 0.11), base_loss=0.15, acc=(0.9, 0.8)):
+    evals = {}
+    for i, s in enumerate((1, 2)):
+        evals["lora", s] = _eval({"sima": 0.9}, fid=lora_fids[i], nonmember_loss=lora_loss[i])
+        evals["base", s] = _eval({"sima": 0.5}, fid=base_fid, nonmember_loss=base_loss)
+        evals["lora", s]["quality"]["digit_accuracy"], evals["base", s]["quality"]["digit_accuracy"] = acc[i], 0.1
+    return evals
+
+
+def test_utility_floors_and_no_difference_inside_them():
+    evals = _utility_evals()
+    floors = study.utility_floors(evals)
+    assert floors["lora"]["fid"]["sd"] == pytest.approx(np.std([1.0, 1.2], ddof=1)) and floors["lora"]["fid"]["n"] == 2
+    c = study.compare_utility(evals, "base", "lora")
+    assert c["fid"]["verdict"] == "higher" and c["sample_accuracy"]["verdict"] == "lower"
+    assert c["kid"]["verdict"] == "no difference"                               # equal kid: inside any floor
+    close = _utility_evals(lora_fids=(1.0, 3.0), base_fid=2.2)                  # 2.2 vs 2.0 with sd 1.4: noise
+    assert study.compare_utility(close, "base", "lora")["fid"]["verdict"] == "no difference"
+    by = {"base": [("base", 1)], "lora": [("lora", 1), ("lora", 2)]}            # explicit groups (notebook 06)
+    assert study.utilities(evals, by=by)["base"]["fid"] == 3.0
+    text = tables.utility_table(study.utilities(evals), floors, {"base": c})
+    assert "no difference vs LoRA" in text and "sd 0.14" in text
+
+
+def test_adaptation_claims_hold_and_fail():
+    evals = _utility_evals()
+    u, per = study.utilities(evals), study.utility_per_seed(evals)
+    assert all(c["holds"] for c in findings.adaptation(u, per))
+    worse = _utility_evals(lora_fids=(2.0, 3.5), lora_loss=(0.14, 0.145), acc=(0.6, 0.5))   # buys too little
+    held = [c["holds"] for c in findings.adaptation(study.utilities(worse), study.utility_per_seed(worse))]
+    assert held == [False, True, False, False]
+    one_base = {"base": {"0": {"fid": 1.1}}, "lora": per["lora"]}              # one base entry: each seed against it
+    assert findings.adaptation(u, one_base)[-1]["value"] == 0.5

@@ -29,7 +29,7 @@ CI_PARAMS = {
     "06_stronger_attacks_and_baselines": {**SHARED, "n_seeds": 2, "epochs": 3, "mlp_epochs": 3,
                                           "hessian_every": 1, "hessian_iters": 3, "member_seeds": [1],
                                           "dp_epsilons": [8.0], "dp_epochs": 1, "frontier_epochs": [1, 2],
-                                          "n_boot": 50},
+                                          "n_boot": 50, "in_distribution": True},
 }
 NOTEBOOKS = runner.list_notebooks()
 
@@ -40,6 +40,8 @@ def check_01(m):
     assert m["disjoint"] is True and m["n_items"] == 1797
     assert 0.0 <= m["digit_accuracy_base_samples"] <= 1.0 and m["digit_accuracy_real"] > 0.8
     assert m["claims"][0]["holds"] is True                            # disjoint
+    assert m["private_classes"] == "5-9" and m["split_seed"] == config.CONFIRM_SEEDS["split_seed"]
+    assert {"digit_accuracy_base_public_classes", "digit_accuracy_base_private_classes"} <= set(m)
     assert not any("300 s" in c["claim"] or "takes" in c["claim"] for c in m["claims"])
     assert m["pretrain_seconds"] > 0                                     # timings are reported, not claimed
     man = paths.read_json(paths.outputs_root() / "01_data_splitting" / "manifest.json")
@@ -61,10 +63,11 @@ def check_02(m):
         assert schema.headline(m, method)["asr"] == schema.attack_mean(m, method, "loss_map_mlp")["asr"]
         assert set(m["noise_floor"][method]) == set(attack.MAP_ATTACKS)
         assert all(f["n"] == 2 and f["sd"] >= 0 for f in m["noise_floor"][method].values())
-    assert len(m["claims"]) == 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert len(m["claims"]) == 5 + 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
     for method in ("lora", "base"):                                 # the utilities adaptation buys (issue 16)
         u = m["utility"][method]
         assert u["heldout_loss"] > 0 and 0 <= u["sample_accuracy"] <= 1 and np.isfinite(u["fid"])
+        assert set(m["utility_noise_floor"][method]["heldout_loss"]) == {"mean", "sd", "n", "threads"}
     for fig in ("train_loss", "loss_gap", "roc", "samples", "paper_mlp_learning_curve"):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
     hist = m["lora"]["per_seed"]["1337"]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
@@ -161,11 +164,15 @@ def check_06(m):
         for f in by_utility.values():
             assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == set(methods[1:])
     assert m["strongest_threshold_attack_on_aux"] in ("loss_at_t", "loss_at_t_ref", "pia", "pian", "secmi", "sima")
-    assert len(m["claims"]) == 9 + 9 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
-    assert m["utility"]["base"]["heldout_loss"] > 0
+    assert len(m["claims"]) == 9 + 9 + 4 + 1 + 4 + 1 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert m["utility"]["base"]["heldout_loss"] > 0 and 0 <= m["utility"]["lora"]["sample_accuracy"] <= 1
+    assert m["utility_noise_floor"]["lora"]["heldout_loss"]["n"] == 2                 # its spread over the 2 seeds
+    assert m["utility_vs_lora"]["smp_lora"]["fid"]["verdict"] in ("no difference", "lower", "higher")
+    lesson = m["in_distribution"]                               # section 5: the same comparison on one pool
+    assert set(lesson["gain"]) == {"private_domain", "in_distribution"} and "smp_lora" in lesson["frontier"]["points"]
     folder = paths.outputs_root() / stem
     for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_heldout_loss",
-                "frontier_threshold_fid", "frontier_threshold_heldout_loss"):
+                "frontier_threshold_fid", "frontier_threshold_heldout_loss", "frontier_in_distribution"):
         assert (folder / f"{fig}.png").stat().st_size > 1000
     assert (folder / "attack_matrix.csv").read_text().startswith("method,attack,auc")
 

@@ -76,7 +76,7 @@ def test_report_puts_results_next_to_the_paper(tmp_path):
          "per_seed": {}, "attacks": {}, "quality": {}}
     paths.write_json(root / "04_smp_lora_training" / "metrics.json", {
         "profile": "tiny", "seeds": [1, 2], "lam": 1.0, "proxy_feature": "calibrated", "noise_floor": {}, "utility": {},
-        "lora": m, "mp_lora": m, "smp_lora": m,
+        "utility_noise_floor": {}, "lora": m, "mp_lora": m, "smp_lora": m,
         "claims": [{"claim": "SMP defends", "value": 0.6, "op": "<=", "target": 0.56, "holds": False}]})
     paths.write_json(root / "05_ablations" / "metrics.json", {
         "profile": "tiny", "seed": 1, "grid": {"lam": [1.0], "lr_factors": [0.1], "rank_factors": [0.25]},
@@ -101,7 +101,7 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
         "profile": "tiny", "seeds": [1], "attack_order": ["sima", "loss_at_t"],
         "model_order": ["lora", "dp_lora_eps1"], "matrix": {"lora": {"sima": r(0.7), "loss_at_t": r(0.6)},
                                                             "dp_lora_eps1": {"sima": r(0.5), "loss_at_t": r(0.55)}},
-        "utility": {"lora": {"fid": 1.2}, "dp_lora_eps1": {"fid": 3.4}}, "spread": [], "dp": {}, "dp_audit": {},
+        "utility": {"lora": {"fid": 1.2}, "dp_lora_eps1": {"fid": 3.4}}, "utility_noise_floor": {}, "spread": [], "dp": {}, "dp_audit": {},
         "verdicts": {}, "checks": [],
         "frontier": {"loss_at_t": {"fid": {"gap": {"lora": 0.0, "dp_lora_eps1": None}}}}, "claims": []})
     text = report.write(root).read_text()
@@ -239,3 +239,32 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     lam.value = 1.0
     assert seed.options == (("1", 1), ("2", 2))
     seed.value = 2
+
+
+def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
+    """REPORT.md prints the development / confirmation protocol and classifies its own runs; ``reproduce --dev``
+    runs the development seeds into outputs/dev/ and refuses to be told other seeds."""
+    from smplora_nb import __main__ as cli, config
+
+    root = tmp_path / "out"
+    def write(split, seeds):
+        paths.write_json(root / "01_data_splitting" / "metrics.json", {
+            "profile": "tiny", "counts": {}, "disjoint": True, "model_free_split_check": {}, "claims": [],
+            "split_seed": split})
+        paths.write_json(root / "02_membership_inference_attack" / "metrics.json", {
+            "profile": "tiny", "seeds": seeds, "noise_floor": {}, "utility": {}, "utility_noise_floor": {},
+            "claims": [], **{k: {f: {} for f in ("per_seed", "attacks", "quality", "mean", "sem")} for k in ("lora", "base")}})
+        return report.write(root).read_text()
+    c = config.CONFIRM_SEEDS
+    assert "**confirmatory**" in write(c["split_seed"], [c["seed"], c["seed"] + 1])
+    assert "**development**" in write(1337, [1337, 1338]) and "**other seeds**" in write(c["split_seed"], [5])
+    assert config.make("tiny").split.split_seed == c["split_seed"] and config.make("tiny").train.seed == c["seed"]
+    assert config.DEV_SEEDS != config.CONFIRM_SEEDS
+    seen = {}
+    monkeypatch.delenv("SMPLORA_OUTPUTS")
+    monkeypatch.setattr(paths, "outputs_root", lambda: tmp_path / "o")
+    monkeypatch.setattr(cli.runner, "run", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(report, "write", lambda **kw: tmp_path / "REPORT.md")
+    assert cli.main(["reproduce", "--dev", "--only", "02"]) == 0
+    assert seen["params"] == config.DEV_SEEDS and __import__("os").environ["SMPLORA_OUTPUTS"] == str(tmp_path / "o" / "dev")
+    assert cli.main(["reproduce", "--dev", "-p", "seed", "3"]) == 2                # the seeds are --dev's own
