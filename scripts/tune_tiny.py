@@ -6,8 +6,11 @@ Trains, on the development split and first development training seed (``config.D
 combination and plain LoRA saving its adapter along training (notebook 06's early-stopping curve); audits each with
 the five map attacks (the two reference attacks included) and prints one row per model: the strongest of the five
 attacks' AUC, the utilities and, for SMP-LoRA, its gap to the early-stopping frontier in held-out loss (positive:
-more private than every LoRA checkpoint that fits held-out images at least as well). The rule, fixed before looking:
-the setting with the largest gap (None, beyond every checkpoint's utility, counts as largest); ties by held-out loss.
+more private than every LoRA checkpoint that fits held-out images at least as well). The rule: among the settings that
+fit held-out images better than the base model (a defense must adapt), the one with the largest gap (None, beyond
+every checkpoint's utility, counts as largest); ties by held-out loss. (The rule first fixed, the largest gap of all
+settings, picked lam 3, whose held-out loss is worse than the base model's; the adaptation condition was added then,
+on these development seeds.)
 The confirmatory seeds (``config.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``; the
 table and the choice to benchmarks/RESULTS.md.
 """
@@ -58,8 +61,9 @@ def main(argv=None) -> int:
         r = row(k)
         r["frontier_gap"] = metrics.frontier_gap(line, r["heldout_loss"], r["strongest_auc"])
         rows.append(r)
-    choice = max(rows, key=lambda r: (float("inf") if r["frontier_gap"] is None else r["frontier_gap"],
-                                      -r["heldout_loss"]))
+    adapts = [r for r in rows if r["heldout_loss"] < curve[0]["heldout_loss"]]          # curve[0]: the base model
+    choice = max(adapts, key=lambda r: (float("inf") if r["frontier_gap"] is None else r["frontier_gap"],
+                                        -r["heldout_loss"])) if adapts else None
     paths.write_json(paths.outputs_root() / "tuning.json", {"seeds": config.DEV_SEEDS, "curve": curve, "rows": rows,
                                                             "choice": choice})
     print(tables.markdown(curve + rows, digits=".3f"))
