@@ -233,11 +233,12 @@ def caption_words(items: list[Item]) -> list[str]:
 def sample_captions(splits: dict[str, list[Item]], n: int = 60) -> tuple[list[str], list]:
     """Captions for checking generated images, with their digit labels where known.
 
-    For ``digits``: every digit in every colour, in order; otherwise the first ``n`` public (else member) captions.
+    For ``digits``: every digit in every colour, in order (with ``n`` below 30, still every digit: the colours
+    are taken in turn); otherwise the first ``n`` public (else member) captions.
     """
     pool = splits["public"] or splits["member_aux"]
     if pool and pool[0].id.startswith("digits-"):
-        pairs = [(f"a {c} digit {w}", d) for d, w in enumerate(DIGIT_WORDS) for c in COLORS]
+        pairs = [(f"a {c} digit {w}", d) for c in COLORS for d, w in enumerate(DIGIT_WORDS)]
         pairs = (pairs * (n // len(pairs) + 1))[:n]
         pairs.sort(key=lambda p: p[1])
         return [p[0] for p in pairs], [p[1] for p in pairs]
