@@ -14,6 +14,16 @@ from .metrics import PAPER_ATTACK as PAPER, claim
 from .viz import label
 
 
+def _ratio(a, b):
+    """``a / b``, or None ("not measurable": the claim does not hold) when either is missing or ``b`` is 0, e.g.
+    a gradient spread over a single step at test sizes."""
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _minus(a, b):
+    return None if b is None else a - b
+
+
 def split_01(disjoint: bool, quality: dict, split_check: dict) -> list[dict]:
     """Notebook 01: the sets are disjoint, the base model draws its captions, the split is not a distribution
     shift (model-free check). The pretraining time is reported, not claimed."""
@@ -38,7 +48,7 @@ def adaptation(utility: dict, per_seed: dict) -> list[dict]:
     LoRA's at least 0.7, and FID ranking LoRA better than the base model on every seed."""
     lora, base = utility["lora"], utility["base"]
     out = [claim("LoRA fits unseen private images better: held-out loss at least 10% below the base model's "
-                 "(1 - LoRA / base)", 1 - lora["heldout_loss"] / base["heldout_loss"], ">=", 0.10)]
+                 "(1 - LoRA / base)", _minus(1, _ratio(lora["heldout_loss"], base["heldout_loss"])), ">=", 0.10)]
     if "sample_accuracy" in lora:
         out += [claim("the base model draws the private captions' digits at most 0.3 of the time",
                       base["sample_accuracy"], "<=", 0.3),
@@ -84,14 +94,14 @@ def mp_03(summary: dict, stats: dict) -> list[dict]:
            claims.less_variable("MP-LoRA is unstable: gradient-norm coefficient of variation / LoRA's > 3",
                                 s["mp_lora"]["grad_norm_cv"], s["lora"]["grad_norm_cv"], 3.0),
            claim("MP-LoRA: the MI-gain term's gradient scale varies more than the adaptation term's (std ratio)",
-                 s["mp_lora"]["grad_scale_privacy_std"] / s["mp_lora"]["grad_scale_ada_std"], ">", 1.0),
+                 _ratio(s["mp_lora"]["grad_scale_privacy_std"], s["mp_lora"]["grad_scale_ada_std"]), ">", 1.0),
            claim("MP-LoRA: gradient and Hessian norms are weakly correlated, abs(PCC) < 0.5",
                  abs(s["mp_lora"].get("pcc_grad_hessian", float("nan"))), "<", 0.5),
-           claim("MP-LoRA costs image quality: FID >= 1.5x LoRA's", fid["mp_lora"] / fid["lora"], ">=", 1.5)]
+           claim("MP-LoRA costs image quality: FID >= 1.5x LoRA's", _ratio(fid["mp_lora"], fid["lora"]), ">=", 1.5)]
     for k, name in (("mp_lora_clip", "clipping"), ("mp_lora_normalize", "normalisation")):
         if k in fid:
             out.append(claim(f"{name} does not restore LoRA's quality: FID({k}) >= 1.5x LoRA's",
-                             fid[k] / fid["lora"], ">=", 1.5))
+                             _ratio(fid[k], fid["lora"]), ">=", 1.5))
     return out
 
 
@@ -103,13 +113,13 @@ def smp_04(summary: dict, mean_stats: dict, first_seed) -> list[dict]:
     out = [claim("the attack works: LoRA ASR >= 0.70", r["lora"]["mean"]["asr"], ">=", 0.70),
            _defends(r, "smp_lora", "loss_map_mlp", key), _defends(r, "smp_lora", "loss_map_mlp_ref", key),
            _defends(r, "smp_lora", "loss_at_t_ref", key),
-           claim("SMP-LoRA keeps quality: FID <= 2x LoRA's", r["smp_lora"]["mean"]["fid"] / r["lora"]["mean"]["fid"],
+           claim("SMP-LoRA keeps quality: FID <= 2x LoRA's", _ratio(r["smp_lora"]["mean"]["fid"], r["lora"]["mean"]["fid"]),
                  "<=", 2.0),
            claims.less_variable("MP-LoRA's gradient norm varies more than SMP-LoRA's (coefficient of variation ratio, "
                                 "mean over seeds)", mean_stats["mp_lora"]["grad_norm_cv"],
                                 mean_stats["smp_lora"]["grad_norm_cv"], 2.0),
            claim("MP-LoRA costs more quality than SMP-LoRA: FID(MP) / FID(SMP)",
-                 r["mp_lora"]["mean"]["fid"] / r["smp_lora"]["mean"]["fid"], ">", 1.0)]
+                 _ratio(r["mp_lora"]["mean"]["fid"], r["smp_lora"]["mean"]["fid"]), ">", 1.0)]
     if "smp_lora_two_forwards" in r:
         two = r["smp_lora_two_forwards"]["per_seed"]
         for k in ("asr", "fid"):

@@ -10,7 +10,9 @@ Quality: FID and KID between generated and real images, from features of an extr
 Inception; the offline ``tiny`` profile cannot download it and uses a small CNN trained here on the judge set
 (``sets.judge``: every image outside the four private sets, all ten digits, so it knows the private classes;
 ``FeatureNet``): its numbers are *not comparable* to Inception FID. A digit classifier on the judge set also reads
-the generated digits (``digit_accuracy``; chance = 0.1).
+the generated digits (``digit_accuracy``; chance = 0.1). A dataset without class labels (a ``folder:``) gets
+label-free features instead (``PixelPCA``: principal components of pooled pixels, fitted on the judge set) and no
+classifier accuracy.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from .sets import judge
 
 TINY_FEATURES = ("digit-CNN logits (10-d) trained on the judge set, the images outside the four private sets "
                  "(not Inception: not comparable to published FID)")
+LABEL_FREE_FEATURES = ("the first 10 principal components of 8x8-pooled pixels, fitted on the judge set, the images "
+                       "outside the four private sets; no class labels (not Inception: not comparable to published FID)")
 
 
 def tpr_at_fpr(y: np.ndarray, scores: np.ndarray, target: float) -> float | None:
@@ -208,6 +212,8 @@ def quality_extractor(splits, cfg, items) -> QualityExtractor:
         return QualityExtractor(PooledPixels(), PooledPixels.DESCRIPTION)
     if choice == "auto" and cfg.model.base == "tiny":
         known = judge(items, splits)
+        if any(it.label is None for it in known):                       # a folder of images: no classes to learn
+            return QualityExtractor(PixelPCA(np.stack([it.image for it in known])), LABEL_FREE_FEATURES)
         net = train_feature_net(known, seed=0)
         scale = 1.0 / net.features(np.stack([it.image for it in known])).std()   # unit-scale features
         return QualityExtractor(_Scaled(net, scale), TINY_FEATURES, digit_classifier(known))
@@ -223,6 +229,23 @@ class PooledPixels:
 
         x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 255.0      # (N, 3, H, W)
         return torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1).double().numpy()
+
+
+class PixelPCA:
+    """Label-free tiny features: ``PooledPixels`` projected on their first ``n`` principal components, fitted on
+    ``images`` (the judge set) and scaled to unit spread there. Deterministic (full SVD), learned without labels and
+    never on a member or a non-member; 10 components, as the digit CNN's 10 logits, keep FID's covariance
+    estimable from about a hundred generated images."""
+
+    def __init__(self, images: np.ndarray, n: int = 10):
+        from sklearn.decomposition import PCA
+
+        pooled = PooledPixels()(images)
+        self.pca = PCA(n_components=min(n, len(pooled), pooled.shape[1]), svd_solver="full").fit(pooled)
+        self.scale = 1.0 / self.pca.transform(pooled).std()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.pca.transform(PooledPixels()(images)) * self.scale
 
 
 class _Scaled:
