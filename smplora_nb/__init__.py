@@ -33,4 +33,4 @@ Flat topic modules, one concept each; notebooks import them by name, e.g.
     viz      every figure and the one label table; tables: the one Markdown writer; widgets: the results explorer
     runner   papermill execution of the notebook series (``python -m smplora_nb notebooks``)
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

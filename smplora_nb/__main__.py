@@ -63,10 +63,19 @@ def main(argv=None) -> int:
             path = report.write(command="python -m smplora_nb " + " ".join(argv if argv is not None
                                                                           else sys.argv[1:]))
             print(f"[smplora_nb] report: {path}", flush=True)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:         # known failures: bad input, missing or damaged files
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if type(e).__name__ == "PapermillExecutionError" and e.ename in KNOWN:     # the same, inside a notebook
+            print(f"error: {e.evalue} (a {e.ename} in a notebook cell; its partial outputs are kept in the "
+                  f"notebook's .failed/ folder)", file=sys.stderr)
+            return 2
+        raise                                               # unexpected: the whole traceback
     return 0
+
+
+KNOWN = ("ValueError", "FileNotFoundError")
 
 
 def _development(params: dict) -> None:

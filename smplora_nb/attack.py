@@ -155,8 +155,9 @@ class Probe:
         them bit for bit), so they are probed once and cached beside the base model's audits (safetensors)."""
         def make():
             path = folder(self.base, None) / f"maps_{paths.config_hash(_maps_key(self.splits))}.safetensors"
-            if path.exists():
-                return _read_maps(path)
+            cached = paths.read_cached(path, _read_maps, "probing the base model again")
+            if cached is not None:
+                return cached
             if self.run is not None:
                 self.pipe.disable_lora()
             try:
@@ -240,10 +241,13 @@ def audit(base, run, splits, attacks=MAP_ATTACKS, seed: int = 0, n_boot: int = 1
     attacks = _check(attacks)
     where = {a: _record_path(base, run, splits, a, seed, n_boot, mlp_epochs) for a in attacks}
     probe_ = shared or Probe(base, run, splits)
+    out = {}
     for a in attacks:
-        if not where[a].exists():
+        out[a] = paths.read_cached(where[a], what="auditing again")
+        if out[a] is None:
             paths.write_json(where[a], _audit_one(ATTACKS[a], probe_.inputs(ATTACKS[a].reads), seed, n_boot, mlp_epochs))
-    return {a: paths.read_json(where[a]) for a in attacks}      # the same types whether computed or cached
+            out[a] = paths.read_json(where[a])                  # the same types whether computed or cached
+    return out
 
 
 def _audit_one(att: Attack, x: dict, seed: int, n_boot: int, mlp_epochs: int) -> dict:

@@ -226,12 +226,31 @@ def make(profile: str = "tiny", **overrides) -> Config:
     preset = overrides.get("split_preset", PROFILES[profile].get("split_preset", ""))
     if preset not in SPLIT_PRESETS and preset != "":
         raise ValueError(f"split_preset must be one of {['', *SPLIT_PRESETS]}, got {preset!r}")
-    for name, value in {**PROFILES[profile], **SPLIT_PRESETS.get(preset, {}), **overrides}.items():
+    values = {**PROFILES[profile], **SPLIT_PRESETS.get(preset, {}), **overrides}
+    if profile == "tiny" and values.get("dataset", "digits") != "digits":
+        values = {**values, **{k: v for k, v in OTHER_DATA.items() if k not in overrides}}
+        _note_once(values["dataset"], {k: v for k, v in OTHER_DATA.items() if k not in overrides})
+    for name, value in values.items():
         if name not in owner:
             raise ValueError(f"unknown config field {name!r}; allowed fields: {', '.join(sorted(owner))}")
         setattr(getattr(cfg, owner[name]), name, value)
     validate(cfg)
     return cfg
+
+
+# The tiny profile's split is made for digits (900 public images; the private domain digits 5-9 needs labels).
+# Another dataset gets one pool and all the images the private sets leave for the base model, unless given.
+OTHER_DATA = {"public": -1, "private_classes": ""}
+_NOTED: set = set()
+
+
+def _note_once(dataset: str, chosen: dict) -> None:
+    if chosen and dataset not in _NOTED:
+        _NOTED.add(dataset)
+        words = {"public": "public = all images the private sets leave (-1)",
+                 "private_classes": "one pool, no private domain (private_classes '')"}
+        print(f"tiny profile on {dataset}: " + "; ".join(words[k] for k in chosen)
+              + " (the digits defaults 900 and '5-9' apply to digits; pass -p public N to choose)")
 
 
 def _check(name: str, value) -> None:
@@ -270,6 +289,10 @@ def validate(cfg: Config) -> Config:
                          "(or download it once and pass 'folder:PATH')")
     if cfg.data.resolution % 8:
         raise ValueError(f"resolution must be a multiple of 8, got {cfg.data.resolution}")
+    for name in ("unet_channels", "vae_channels", "snapshot_epochs"):
+        stage = cfg.train if name == "snapshot_epochs" else cfg.model
+        if not isinstance(getattr(stage, name), (list, tuple)):
+            raise ValueError(f"{name} must be a tuple, e.g. (32, 64) or (5,), got {getattr(stage, name)!r}")
     for name in ("unet_channels", "vae_channels"):
         ch = tuple(getattr(cfg.model, name))
         if len(ch) < 1 or any(not isinstance(c, int) or c < 8 or c % 8 for c in ch):

@@ -65,6 +65,14 @@ def resize_center_crop(img: Image.Image, resolution: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
+def _read_text(path: Path) -> str:
+    """A caption or metadata file as UTF-8 text; another encoding raises ``ValueError`` naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
 def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str = "") -> list[Item]:
     """Load ``digits``, ``folder:PATH`` or ``hub:ID`` as a list of :class:`Item`."""
     if spec == "digits":
@@ -113,7 +121,7 @@ def _folder_captions(root: Path, images: list[Path]) -> dict[Path, dict]:
     meta = root / "metadata.jsonl"
     if meta.exists():
         out = {}
-        for n, line in enumerate(meta.read_text().splitlines(), 1):
+        for n, line in enumerate(_read_text(meta).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -141,7 +149,7 @@ def _folder_captions(root: Path, images: list[Path]) -> dict[Path, dict]:
         txt = p.with_suffix(".txt")
         if not txt.exists():
             raise ValueError(f"image {p} has no caption file {txt}")
-        out[p] = {"caption": txt.read_text().strip()}
+        out[p] = {"caption": _read_text(txt).strip()}
     return out
 
 
@@ -150,7 +158,7 @@ def _coco_captions(files: list[Path], images: list[Path]) -> dict[Path, dict]:
     by_name: dict[str, str] = {}
     for f in files:
         try:
-            ann = json.loads(f.read_text())
+            ann = json.loads(_read_text(f))
             names = {im["id"]: im["file_name"] for im in ann["images"]}
             for a in sorted(ann["annotations"], key=lambda a: a["id"]):
                 by_name.setdefault(names[a["image_id"]], a["caption"].strip())
@@ -167,12 +175,12 @@ def _celeba_files(root: Path) -> tuple[dict, dict]:
     ident, gender = {}, {}
     f = next(root.rglob("identity_CelebA.txt"), None)
     if f is not None:
-        for line in f.read_text().split("\n"):
+        for line in _read_text(f).split("\n"):
             if len(parts := line.split()) == 2:
                 ident[parts[0]] = parts[1]
     f = next(root.rglob("list_attr_celeba.txt"), None)
     if f is not None:
-        lines = f.read_text().split("\n")
+        lines = _read_text(f).split("\n")
         col = lines[1].split().index("Male") + 1                  # rows: file name, then one +-1 per attribute
         for line in lines[2:]:
             if len(parts := line.split()) > col:

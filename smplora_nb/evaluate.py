@@ -68,9 +68,11 @@ def evaluate(base, run, splits, extractor, seed: int, attacks=attack.MAP_ATTACKS
     folder = attack.folder(base, run)
     probe = attack.Probe(base, run, splits)
     audit = attack.audit(base, run, splits, attacks, seed, n_boot, mlp_epochs, shared=probe)
-    if (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists():
-        out = paths.read_json(folder / f"{key}.json")
-        return {**out, "audit": audit, "samples": np.load(folder / f"{key}_samples.npy", allow_pickle=False)}
+    out = paths.read_cached(folder / f"{key}.json", what="evaluating again")
+    samples = paths.read_cached(folder / f"{key}_samples.npy", lambda p: np.load(p, allow_pickle=False),
+                                "sampling again")
+    if out is not None and samples is not None:
+        return {**out, "audit": audit, "samples": samples}
     images = models.generate(probe.pipe, [it.caption for it in members], seed=0, steps=steps,
                              guidance_scale=guidance_scale)
     out = {"quality": extractor.score(members, images, [it.label for it in members]),

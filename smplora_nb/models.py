@@ -33,8 +33,10 @@ def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Ite
     words = data.caption_words(all_items)          # vocabulary only; the weights see the public split alone
     folder = paths.cache_dir("base") / tinybase.tiny_cache_key(cfg, public, words)
     if not (folder / "model_index.json").exists():
-        with paths.atomic_dir(folder) as tmp:
-            tinybase.pretrain_tiny(public, words, cfg.model, cfg.data.resolution, tmp)
+        with paths.locked(folder):                  # one process pretrains; another waits and loads it
+            if not (folder / "model_index.json").exists():
+                with paths.atomic_dir(folder) as tmp:
+                    tinybase.pretrain_tiny(public, words, cfg.model, cfg.data.resolution, tmp)
     return folder
 
 
@@ -52,10 +54,19 @@ def single_file_base(path, config: str = "") -> Path:
             digest.update(chunk)
     folder = paths.cache_dir("base") / f"single-{digest.hexdigest()[:12]}"
     if not (folder / "model_index.json").exists():
-        pipe = _load(path, None, config or None)
-        with paths.atomic_dir(folder) as tmp:
-            pipe.save_pretrained(tmp, safe_serialization=True)
-            paths.write_json(tmp / "source.json", {"file": str(path), "sha256": digest.hexdigest(), "config": config})
+        with paths.locked(folder):
+            if not (folder / "model_index.json").exists():
+                try:
+                    pipe = _load(path, None, config or None)
+                except (ValueError, FileNotFoundError):
+                    raise
+                except Exception as e:                      # not an SD checkpoint: diffusers' own error
+                    raise ValueError(f"{path} is not a Stable Diffusion checkpoint diffusers can read "
+                                     f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+                with paths.atomic_dir(folder) as tmp:
+                    pipe.save_pretrained(tmp, safe_serialization=True)
+                    paths.write_json(tmp / "source.json", {"file": str(path), "sha256": digest.hexdigest(),
+                                                           "config": config})
     return folder
 
 
@@ -74,10 +85,10 @@ def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.T
         key = paths.config_hash({"source": str(source), "vae_dtype": str(vae.dtype), "text": not te_lora,
                                  "items": [(it.sha256, it.caption, it.image.shape) for it in items]}, n=16)
         path = paths.cache_dir("latents") / f"{key}.safetensors"
-        if path.exists():
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            cached = load_file(str(path))
+        cached = paths.read_cached(path, lambda p: load_file(str(p)))
+        if cached is not None and "z0" in cached and (te_lora or "cond" in cached):
             z0 = cached["z0"].to(device).contiguous(memory_format=torch.channels_last)
             return z0, (cached["cond"].to(device) if not te_lora else _encode_captions(parts, items))
     with torch.no_grad():

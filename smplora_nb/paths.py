@@ -82,8 +82,55 @@ def write_json(path: Path, obj) -> Path:
 
 
 def read_json(path: Path):
-    with open(path) as f:
-        return json.load(f)
+    """The JSON in ``path``; a damaged file (truncated, not JSON) raises ``ValueError`` naming it."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged (not valid JSON: {e}); delete it and run again") from None
+
+
+def read_cached(path: Path, load=None, what: str = "recomputing it"):
+    """A cache file's content through ``load`` (default ``read_json``), or None when it is missing or damaged: a
+    damaged file (truncated, foreign) is removed with one line saying so, and the caller recomputes it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return (load or read_json)(path)
+    except Exception as e:                             # JSON, safetensors or numpy errors of a damaged file
+        print(f"[smplora_nb] {path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:100]}): removed, "
+              f"{what}", flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
+@contextlib.contextmanager
+def locked(entry: Path, shared: bool = False):
+    """Hold the lock of cache entry ``entry`` (a file or folder, which need not exist): ``.<name>.lock`` beside it,
+    an ``fcntl.flock`` that processes (and machines sharing ``outputs/`` over NFS) honour. Building or replacing
+    an entry takes it exclusively and checks again for a complete entry after taking it, so two processes never
+    build the same entry at once; a reader that may race a replacement takes it ``shared``."""
+    import fcntl
+
+    entry = Path(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    lock = (entry.parent / f".{entry.name}.lock").resolve()
+    if lock in _HELD:                                  # already ours (re-entrant within one process)
+        yield
+        return
+    with open(lock, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        _HELD.add(lock)
+        try:
+            yield
+        finally:
+            _HELD.discard(lock)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_HELD: set = set()                                     # lock files this process holds
 
 
 def _finite(obj):
@@ -138,16 +185,41 @@ def save_figure(fig, stem: str, name: str) -> Path:
 
 
 def replace_dir(src: Path, final: Path) -> Path:
-    """Move the complete folder ``src`` to ``final``, replacing what was there; a crash never leaves neither."""
+    """Move the complete folder ``src`` to ``final``, replacing what was there, under ``final``'s lock (two writers
+    take turns); a crash never leaves neither."""
     src, final = Path(src), Path(final)
-    old = final.with_name(f".{final.name}.old")
-    if final.exists():                           # move the old one aside first
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(src, final)
+    old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+    with locked(final):
+        if final.exists():                       # move the old one aside first
+            os.replace(final, old / final.name)
+        os.replace(src, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def clean_stale(folder: Path, max_age_s: float = 6 * 3600) -> list[Path]:
+    """Remove what killed processes left in ``folder``: a notebook's staging folder (``.*.staging``) whose runner
+    no longer holds its lock, and temporary siblings (``.*.tmp``, ``.*.old``) older than ``max_age_s``. Return
+    what was removed."""
+    import fcntl
+    import time
+
+    gone = []
+    for p in sorted(Path(folder).glob(".*")):
+        if p.suffix == ".staging":
+            lock = p.parent / f".{p.name}.lock"
+            with open(lock, "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)          # free: its runner is gone
+                except BlockingIOError:
+                    continue
+                shutil.rmtree(p, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            gone.append(p)
+        elif p.suffix in (".tmp", ".old") and time.time() - p.stat().st_mtime > max_age_s:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 
 @contextlib.contextmanager

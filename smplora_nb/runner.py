@@ -97,6 +97,14 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
         raise ValueError(f"unknown notebook parameter(s) {unknown}; the selected notebooks declare {sorted(known)}")
     if shard is not None:
         parse_shard(shard)
+    if not isinstance(params.get("overrides") or {}, dict):
+        raise ValueError(f"overrides must be a dict of config fields, got {params['overrides']!r}")
+    given = {k: v for k, v in params.items() if k in fields and k != "profile" and v is not None}
+    config.make(profile, **{**given, **(params.get("overrides") or {})})   # bad values fail here, before any kernel
+    stale = paths.clean_stale(paths.outputs_root()) + [p for sub in ("base", "runs", "eval", "latents")
+                                                      for p in paths.clean_stale(paths.cache_dir(sub))]
+    if stale:
+        print(f"[smplora_nb] removed {len(stale)} folder(s) left by killed runs, e.g. {stale[0].name}", flush=True)
     done = []
     for nb in notebooks:
         final = paths.outputs_root() / nb.stem
@@ -108,8 +116,8 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
         if "interactive" in declared[nb]:                    # headless: widgets fall back to static output
             mine.setdefault("interactive", False)
         key = _notebook_key(nb, mine)
-        if cache and shard is None and (final / "metrics.json").exists() and (final / "run_key.json").exists() \
-                and paths.read_json(final / "run_key.json").get("key") == key:
+        if cache and shard is None and (final / "metrics.json").exists() \
+                and (paths.read_cached(final / "run_key.json", what="running the notebook again") or {}).get("key") == key:
             print(f"[smplora_nb] {nb.stem}: cached (same notebook, parameters and code) -> {final}", flush=True)
             done.append(final / f"{nb.stem}.ipynb")
             continue
@@ -138,6 +146,8 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
     staged.mkdir()
     env = {paths.STAGING_VAR: str(root), SHARD_VAR: shard}
     old = {k: os.environ.get(k) for k in env}
+    held = paths.locked(root)                                     # a killed runner's staging is cleaned later
+    held.__enter__()
     try:
         os.environ.update({k: v for k, v in env.items() if v is not None})
         pm.execute_notebook(str(nb), str(staged / f"{nb.stem}.ipynb"), parameters=params, cwd=str(nb.parent),
@@ -162,6 +172,8 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
             else:
                 os.environ[k] = v
         shutil.rmtree(root, ignore_errors=True)                   # the staging folder, whatever happened
+        held.__exit__(None, None, None)
+        root.with_name(f".{root.name}.lock").unlink(missing_ok=True)
 
 
 def _keep_failed(staged: Path, final: Path) -> None:

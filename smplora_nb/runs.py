@@ -33,8 +33,8 @@ def world_size() -> int:
 
 
 def run_folder(cfg, splits, base) -> Path:
-    """Where the run of ``cfg`` is (or will be) cached."""
-    return paths.cache_dir("runs") / run_key(cfg, splits, base)
+    """Where the run of ``cfg`` is (or will be) cached (nothing is created)."""
+    return paths.outputs_root() / "cache" / "runs" / run_key(cfg, splits, base)
 
 
 def run_key(cfg, splits, base) -> str:
@@ -59,12 +59,47 @@ def run_key(cfg, splits, base) -> str:
 
 def finished(folder: Path, tc) -> bool:
     """A finished run that carries the requested diagnostics (a run without the Hessian is trained again with it:
-    the same weights, and a log with the Hessian)."""
-    if not (folder / "train_log.json").exists():
+    the same weights, and a log with the Hessian). A log or LoRA file that is damaged or does not match the
+    config (``_damage``) is removed with one line saying so, and the run is trained again (from a sound checkpoint
+    when there is one)."""
+    log = paths.read_cached(folder / "train_log.json", what="training the run again")
+    if log is None:
         return False
-    log = paths.read_json(folder / "train_log.json")
+    problem = _damage(folder, log, tc)
+    if problem:
+        print(f"[smplora_nb] run {folder.name}: {problem}; training it again", flush=True)
+        (folder / "train_log.json").unlink(missing_ok=True)
+        return False
     return not tc.hessian_every or (log.get("hessian_every"), log.get("hessian_iters")) == (tc.hessian_every,
                                                                                           tc.hessian_iters)
+
+
+LOG_HEAD = ("method", "epochs", "steps", "n_member", "diverged", "loss")
+
+
+def _damage(folder: Path, log: dict, tc) -> str | None:
+    """Why a finished-looking run cannot be trusted, or None: its log must have the expected keys, method, epochs
+    and step count, and its LoRA file must open with the tensors the log recorded."""
+    from safetensors import safe_open
+
+    missing = [k for k in LOG_HEAD if k not in log]
+    if missing:
+        return f"train_log.json lacks {missing}"
+    if (log["method"], log["epochs"]) != (tc.method, tc.epochs):
+        return f"train_log.json records {log['method']} for {log['epochs']} epochs, not {tc.method} for {tc.epochs}"
+    expected = tc.epochs * -(-log["n_member"] // min(tc.batch_size, log["n_member"]))
+    if len(log["loss"]) != log["steps"] or (log.get("processes", 1) == 1 and not log["diverged"]
+                                            and log["steps"] != expected):
+        return f"train_log.json records {log['steps']} steps ({len(log['loss'])} losses), not {expected}"
+    weights = folder / "lora" / lora.WEIGHTS_NAME
+    try:
+        with safe_open(str(weights), "pt") as f:
+            n = len(list(f.keys()))
+    except Exception as e:                                     # missing, truncated or not safetensors
+        return f"{weights.relative_to(folder)} does not open ({type(e).__name__})"
+    if n == 0 or n != log.get("lora_tensors", n):
+        return f"{weights.relative_to(folder)} holds {n} tensors, not {log.get('lora_tensors')}"
+    return None
 
 
 def cached(cfgs: dict, splits, base) -> dict:
@@ -87,15 +122,25 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
     folder = run_folder(cfg, splits, base)
     if finished(folder, tc):
         return folder
-    again = (folder / "train_log.json").exists()                      # for the diagnostics: from the start
     if tc.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("mixed_precision='fp16' needs a CUDA GPU; use 'bf16' or 'no' on a CPU")
     method = methods.make(tc, world_size())
-    s = loop_module.setup(cfg, splits, base, method)
+    s = loop_module.setup(cfg, splits, base, method)          # a refused base stops here: nothing is written
+    with paths.locked(folder):            # one process trains a run; another waits, then finds it finished
+        if not finished(folder, tc):
+            _train(s, method, folder, resume, checkpoint_every, progress, interrupt_at_epoch)
+    return folder
+
+
+def _train(s, method, folder, resume, checkpoint_every, progress, interrupt_at_epoch) -> None:
+    tc = s.tc
+    again = (folder / "train_log.json").exists()                      # for the diagnostics: from the start
     folder.mkdir(parents=True, exist_ok=True)
     start_epoch, log = 0, {k: [] for k in loop_module.LOG_KEYS}
-    if resume and not again and (folder / "checkpoint" / "state.json").exists():
-        start_epoch, log = _load_checkpoint(folder, s, method)
+    if resume and not again and (folder / "checkpoint").exists():
+        saved = _read_checkpoint(folder / "checkpoint", s, method)
+        if saved is not None:
+            start_epoch, log = _load_checkpoint(saved, s, method)
     every = checkpoint_every or max(1, tc.epochs // 10)
 
     def end_of_epoch(epoch: int) -> None:
@@ -113,7 +158,6 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
     diverged = loop_module.loop(s, method, log, start_epoch, end_of_epoch, progress)
     _finish(folder, s, method, log, {"diverged": diverged, "seconds_this_session": time.time() - started,
                                      "resumed_from_epoch": start_epoch})
-    return folder
 
 
 def _finish(folder: Path, s, method, log: dict, run: dict) -> None:
@@ -124,8 +168,12 @@ def _finish(folder: Path, s, method, log: dict, run: dict) -> None:
         extra = {"processes": procs, "proxy_consistent": _same_everywhere(s.accelerator, method.proxy.model)
                  if method.private else None, "lora_consistent": _same_everywhere(s.accelerator, s.unwrapped("unet"))}
     if s.accelerator.is_main_process:
-        lora.save(folder / "lora", s.unwrapped("unet"), s.unwrapped("text_encoder"))
-        head = {"method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
+        weights = lora.save(folder / "lora", s.unwrapped("unet"), s.unwrapped("text_encoder"))
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            n_tensors = len(list(f.keys()))
+        head = {"lora_tensors": n_tensors, "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
                 "n_member": s.n, "diverged": run["diverged"], "seconds_this_session": run["seconds_this_session"],
                 "resumed_from_epoch": run["resumed_from_epoch"], "mixed_precision": tc.mixed_precision,
                 "hessian_every": tc.hessian_every, "hessian_iters": tc.hessian_iters}
@@ -154,23 +202,52 @@ def _save_checkpoint(folder: Path, s, method, epoch: int, log: dict) -> None:
         paths.write_json(tmp / "state.json", {"epoch": epoch, "log": log})
 
 
-def _load_checkpoint(folder: Path, s, method) -> tuple[int, dict]:
-    ck, scaler, text_encoder, proxy = folder / "checkpoint", s.accelerator.scaler, s.unwrapped("text_encoder"), \
-        method.proxy
-    if scaler is not None and (ck / "scaler.pt").exists():
-        scaler.load_state_dict(torch.load(ck / "scaler.pt", weights_only=True))
-    lora.load_state_dict(s.unwrapped("unet"), load_file(str(ck / "lora.safetensors")))
-    if text_encoder is not None:
-        lora.load_state_dict(text_encoder, load_file(str(ck / "text_encoder_lora.safetensors")))
-    if proxy is not None:
-        proxy.model.load_state_dict(load_file(str(ck / "proxy.safetensors")))
-        proxy.opt.load_state_dict(torch.load(ck / "proxy_optimizer.pt", weights_only=True))
-    s.opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True))
-    rng = load_file(str(ck / "rng.safetensors"))
-    s.gen.set_state(rng["generator"])
-    torch.set_rng_state(rng["torch_global"])
-    state = paths.read_json(ck / "state.json")
-    return state["epoch"], state["log"]
+def _read_checkpoint(ck: Path, s, method) -> dict | None:
+    """Every file of checkpoint ``ck``, read (and nothing applied yet), or None when it cannot be trusted: a file
+    that does not open or an epoch outside [1, epochs - 1]. Such a checkpoint is removed with one line saying so,
+    and the run starts from the beginning."""
+    tc = s.tc
+    try:
+        state = paths.read_json(ck / "state.json")
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < tc.epochs:
+            raise ValueError(f"state.json epoch {epoch!r} is not in [1, {tc.epochs - 1}]")
+        if not isinstance(state.get("log"), dict) or not set(loop_module.LOG_KEYS) <= set(state["log"]):
+            raise ValueError("state.json has no training log")
+        out = {"epoch": epoch, "log": state["log"], "lora": load_file(str(ck / "lora.safetensors")),
+               "optimizer": torch.load(ck / "optimizer.pt", weights_only=True),
+               "rng": load_file(str(ck / "rng.safetensors"))}
+        if s.accelerator.scaler is not None and (ck / "scaler.pt").exists():
+            out["scaler"] = torch.load(ck / "scaler.pt", weights_only=True)
+        if s.unwrapped("text_encoder") is not None:
+            out["text_encoder"] = load_file(str(ck / "text_encoder_lora.safetensors"))
+        if method.proxy is not None:
+            out["proxy"] = load_file(str(ck / "proxy.safetensors"))
+            out["proxy_optimizer"] = torch.load(ck / "proxy_optimizer.pt", weights_only=True)
+    except Exception as e:                        # truncated, missing or foreign files, or an impossible epoch
+        print(f"[smplora_nb] run {ck.parent.name}: its checkpoint cannot be resumed ({type(e).__name__}: "
+              f"{str(e).splitlines()[0][:120] if str(e) else ''}); removed, training from the start", flush=True)
+        import shutil
+
+        shutil.rmtree(ck, ignore_errors=True)
+        return None
+    return out
+
+
+def _load_checkpoint(saved: dict, s, method) -> tuple[int, dict]:
+    """Put a checkpoint read by ``_read_checkpoint`` into the run's state; return its epoch and log."""
+    if "scaler" in saved:
+        s.accelerator.scaler.load_state_dict(saved["scaler"])
+    lora.load_state_dict(s.unwrapped("unet"), saved["lora"])
+    if "text_encoder" in saved:
+        lora.load_state_dict(s.unwrapped("text_encoder"), saved["text_encoder"])
+    if "proxy" in saved:
+        method.proxy.model.load_state_dict(saved["proxy"])
+        method.proxy.opt.load_state_dict(saved["proxy_optimizer"])
+    s.opt.load_state_dict(saved["optimizer"])
+    s.gen.set_state(saved["rng"]["generator"])
+    torch.set_rng_state(saved["rng"]["torch_global"])
+    return saved["epoch"], saved["log"]
 
 
 def _same_everywhere(accelerator, model) -> bool:

@@ -28,14 +28,82 @@ PRIVATE = ("member_aux", "member_te", "nonmember_aux", "nonmember_te")
 SETS = ("public",) + PRIVATE
 
 
-def dedupe(items: list[Item]) -> list[Item]:
-    """Keep the first item of every group of exact-duplicate images."""
-    seen, out = set(), []
-    for it in items:
-        if it.sha256 not in seen:
-            seen.add(it.sha256)
-            out.append(it)
+# Near-duplicates: two images whose 16x16 RGB thumbnails, taken of the images as the model receives them (after
+# resize and centre crop), differ by at most this mean absolute difference (0-255 scale). A picture saved again at
+# 40, 24 or 64 px (bicubic) and resized back lies within 1.1 of its original; the closest two distinct digits of
+# the bundled set lie 2.8 apart, so 2.0 catches the copies and merges no digit.
+NEAR_DUPLICATE_MAD = 2.0
+
+
+def _thumbnails(items: list[Item]) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(it.image if it.image.shape[:2] == (16, 16)
+                                else Image.fromarray(it.image).resize((16, 16), Image.BILINEAR), np.float32)
+                     for it in items]).reshape(len(items), -1)
+
+
+def close_pairs(items: list[Item], tol: float = NEAR_DUPLICATE_MAD) -> list[tuple[int, int]]:
+    """Every ``(i, j)``, ``i > j``, of items that are exact or near duplicates (see ``NEAR_DUPLICATE_MAD``).
+    Candidates are pruned by the thumbnails' mean (|mean a - mean b| never exceeds their mean absolute
+    difference); the answer is remembered per set of images, as every notebook asks again."""
+    key = (tuple(it.sha256 for it in items), tuple(it.image.shape for it in items), tol)
+    if key not in _PAIRS:
+        if len(_PAIRS) >= 8:                                 # a few datasets and splits at a time
+            _PAIRS.clear()
+        _PAIRS[key] = _close_pairs(items, tol)
+    return list(_PAIRS[key])
+
+
+_PAIRS: dict = {}
+
+
+def _close_pairs(items: list[Item], tol: float) -> list[tuple[int, int]]:
+    out = set()
+    first = {}
+    for k, it in enumerate(items):                           # exact copies (equal content hashes)
+        if it.sha256 in first:
+            out.add((k, first[it.sha256]))
+        first.setdefault(it.sha256, k)
+    if not items:
+        return []
+    thumbs = _thumbnails(items)
+    means = thumbs.mean(axis=1)
+    order = np.argsort(means, kind="stable")
+    hi = np.searchsorted(means[order], means[order] + tol, side="right")
+    for pos, i in enumerate(order):
+        cand = order[pos + 1:hi[pos]]
+        if len(cand):
+            for j in cand[np.abs(thumbs[cand] - thumbs[i]).mean(axis=1) <= tol]:
+                out.add((max(int(i), int(j)), min(int(i), int(j))))
+    return sorted(out)
+
+
+def near_duplicates(items: list[Item], tol: float = NEAR_DUPLICATE_MAD) -> dict[int, int]:
+    """``{i: j}``: item ``i`` is an exact or near duplicate of the earlier item ``j`` (the earliest such)."""
+    out: dict[int, int] = {}
+    for i, j in close_pairs(items, tol):
+        out[i] = min(out.get(i, j), j)
     return out
+
+
+def dedupe(items: list[Item], report: bool = False) -> list[Item]:
+    """Keep the first item of every group of exact- or near-duplicate images (``near_duplicates``); with
+    ``report``, one line says what was dropped."""
+    drop = near_duplicates(items)
+    if report and drop:
+        i, j = next(iter(sorted(drop.items())))
+        print(f"[smplora_nb] {len(drop)} duplicate or near-duplicate image(s) dropped before splitting, e.g. "
+              f"{items[i].id} (a copy of {items[j].id}); see the manifest's 'dropped'", flush=True)
+    return [it for k, it in enumerate(items) if k not in drop]
+
+
+def dropped(items: list[Item]) -> list[dict]:
+    """What ``dedupe`` drops, and why: ``[{"id", "copy_of", "reason"}]`` for the manifest."""
+    return [{"id": items[i].id, "copy_of": items[j].id,
+             "reason": "same pixels" if items[i].sha256 == items[j].sha256 else
+             f"near duplicate (thumbnail mean abs. difference <= {NEAR_DUPLICATE_MAD} of 255)"}
+            for i, j in sorted(near_duplicates(items).items())]
 
 
 def judge(items: list[Item], splits: dict[str, list[Item]]) -> list[Item]:
@@ -46,9 +114,10 @@ def judge(items: list[Item], splits: dict[str, list[Item]]) -> list[Item]:
     return [it for it in dedupe(items) if it.sha256 not in private]
 
 
-def make_splits(items: list[Item], split) -> dict[str, list[Item]]:
-    """Cut ``items`` into ``public`` + the four private sets of ``split`` (a ``SplitConfig``), by ``split_seed``."""
-    pool = dedupe(items)
+def make_splits(items: list[Item], split, report: bool = False) -> dict[str, list[Item]]:
+    """Cut ``items`` into ``public`` + the four private sets of ``split`` (a ``SplitConfig``), by ``split_seed``,
+    after dropping duplicates and near-duplicates (``dedupe``; ``report``: one line says what)."""
+    pool = dedupe(items, report)
     if any(it.given_set for it in pool):
         return _given_split(pool)
     sizes = {name: getattr(split, name) for name in PRIVATE}
@@ -179,10 +248,13 @@ def _gender_order(ids, by_id, counts, total, ratio):
     return chosen + [i for i in ids if i not in chosen]
 
 
-def manifest(splits: dict[str, list[Item]], cfg=None) -> dict:
-    """JSON-ready record of a split: item ids and content hashes per set, counts, and the config that made it."""
+def manifest(splits: dict[str, list[Item]], cfg=None, items: list[Item] | None = None) -> dict:
+    """JSON-ready record of a split: item ids and content hashes per set, counts, the config that made it, and
+    (given the dataset's ``items``) the images dropped as duplicates or near-duplicates, with the reason."""
     out = {"sets": {name: [{"id": it.id, "sha256": it.sha256} for it in splits[name]] for name in splits},
            "counts": {name: len(splits[name]) for name in splits}}
+    if items is not None:
+        out["dropped"] = dropped(items)
     if cfg is not None:
         out["dataset"] = cfg.data.dataset
         out["resolution"] = cfg.data.resolution
@@ -215,7 +287,8 @@ def apply_manifest(items: list[Item], man: dict) -> dict[str, list[Item]]:
 
 
 def check_disjoint(splits_or_manifest) -> dict:
-    """Prove the sets share no item id and no image content; raise ``ValueError`` naming the first overlap."""
+    """Prove the sets share no item id, no image content and (given the items themselves, not a manifest) no
+    near-duplicate image at the resolution the model sees; raise ``ValueError`` naming the first overlap."""
     sets = splits_or_manifest.get("sets", splits_or_manifest)
     owner_id, owner_hash = {}, {}
     for name, entries in sets.items():
@@ -225,12 +298,18 @@ def check_disjoint(splits_or_manifest) -> dict:
                 if key in owner and owner[key] != name:
                     raise ValueError(f"{what} {key[:16]} is in both {owner[key]} and {name}")
                 owner[key] = name
+    if "sets" not in splits_or_manifest:
+        flat = [(name, it) for name, its in splits_or_manifest.items() for it in its]
+        for i, j in close_pairs([it for _, it in flat]):
+            if flat[i][0] != flat[j][0]:
+                raise ValueError(f"image {flat[i][1].id} in {flat[i][0]} is a near-duplicate of {flat[j][1].id} "
+                                 f"in {flat[j][0]}")
     return {"disjoint": True, "n_items": len(owner_id), "n_distinct_images": len(owner_hash)}
 
 
 def prepare(cfg) -> tuple[list[Item], dict[str, list[Item]]]:
     """Load ``cfg.data.dataset`` and cut it by ``cfg.split``: the one call every notebook starts from."""
     items = load_dataset(cfg.data.dataset, cfg.data.resolution, cfg.data.caption_prefix)
-    splits = make_splits(items, cfg.split)
+    splits = make_splits(items, cfg.split, report=True)
     check_disjoint(splits)
     return items, splits

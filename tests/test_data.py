@@ -21,9 +21,9 @@ def digits():
 
 
 def _img(*values) -> np.ndarray:
-    img = np.zeros((4, 4, 3), np.uint8)
-    img.flat[: len(values)] = values
-    return img
+    """A 4x4 picture drawn from ``values``: equal values, equal pixels; other values, a clearly different picture
+    (not a near-duplicate, ``sets.NEAR_DUPLICATE_MAD``)."""
+    return np.random.default_rng([int(v) for v in values]).integers(0, 256, (4, 4, 3), dtype=np.uint8)
 
 
 def _item(iid: str, *values, identity=None, gender=None) -> data.Item:

@@ -203,6 +203,8 @@ def test_notebooks_are_committed_without_outputs(nb):
     cells = json.loads(nb.read_text())["cells"]
     assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code")
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    ids = [c.get("id") for c in cells]
+    assert len(set(ids)) == len(ids), "duplicate cell ids (nbformat renames them on every read)"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
@@ -214,7 +216,7 @@ def test_notebooks_open_in_colab_on_a_gpu(nb):
     assert f"colab.research.google.com/github/smplora/smplora_nb/blob/main/notebooks/{nb.name}" in cells[0]
     setup = [c for c in cells if 'if "google.colab" in sys.modules' in c]
     assert len(setup) == 1 and "keep-torch.txt" in setup[0] and '"-c"' in setup[0]
-    assert f'"git+https://{REPO}"' in setup[0] and f"colab.research.google.com/github/{REPO[len('github.com/'):]}/" in cells[0]
+    assert f'"git+https://{REPO}@{RELEASE}"' in setup[0] and f"colab.research.google.com/github/{REPO[len('github.com/'):]}/" in cells[0]
     assert cells.index(setup[0]) < next(i for i, c in enumerate(book["cells"])
                                         if "parameters" in c.get("metadata", {}).get("tags", []))
     assert book["metadata"]["accelerator"] == "GPU" and "colab" in book["metadata"]
@@ -222,6 +224,7 @@ def test_notebooks_open_in_colab_on_a_gpu(nb):
 
 
 REPO = "github.com/smplora/smplora_nb"                             # the one repository address (README)
+RELEASE = f"v{__import__('smplora_nb').__version__}"               # the tag the Colab cells install (README)
 
 
 def test_one_repository_address_everywhere():
@@ -231,7 +234,8 @@ def test_one_repository_address_everywhere():
     for nb in NOTEBOOKS:
         text = nb.read_text()
         others = {u.split("/blob/")[0] for u in text.split("github/")[1:]} | {
-            u.split('"')[0].split("\\")[0] for u in text.split("git+https://")[1:]}
+            u.split('"')[0].split("\\")[0].split("@")[0] for u in text.split("git+https://")[1:]}
+        assert f"git+https://{REPO}@{RELEASE}" in text and f"git+https://{REPO}@{RELEASE}" in readme, nb.name
         assert others == {REPO[len("github.com/"):], REPO}, (nb.name, others)
 
 
