@@ -7,8 +7,8 @@ cells from the Run menu, and checks *in the page*:
 * every code cell finished (an execution count, no ``[*]``) and the saved notebook has no error output;
 * every ``viz.save`` figure is displayed once, as an image (a duplicate fails);
 * progress bars render as widgets (notebook 05 trains its runs side by side);
-* notebook 05's results explorer is there once, with its three dropdowns, and choosing another method changes its
-  table and its figure.
+* notebook 05's results explorer is there once, with its three dropdowns, and choosing another method, then another
+  ``lam``, changes its table and its figure each time.
 
 Screenshots go to ``outputs/browser/`` (PNG). ``python scripts/browser_test.py 05`` runs one notebook only. Exit code 0 only if every check holds; each failed check is printed.
 """
@@ -168,7 +168,8 @@ def _check_explorer(driver, cells: list[dict]) -> list[str]:
     before = view()
     method = Select(cell.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[0])
     choices = [o.text for o in method.options]
-    target = next((c for c in choices if c != method.first_selected_option.text), None)
+    others = [c for c in choices if c != method.first_selected_option.text]
+    target = "SMP-LoRA" if "SMP-LoRA" in others else next(iter(others), None)    # the method with a lam grid
     if target is None:
         return [f"05: the explorer offers no other method than {choices}"]
     method.select_by_visible_text(target)
@@ -182,6 +183,17 @@ def _check_explorer(driver, cells: list[dict]) -> list[str]:
     lam = Select(cell.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[1])
     if any(o.text in ("", "None") for o in lam.options):
         fails.append(f"05: the lam dropdown shows {[o.text for o in lam.options]}")
+    values = [o.text for o in lam.options]
+    if len(values) < 2:
+        fails.append(f"05: {target} offers one lam only ({values}); the test grid has two")
+    else:
+        lam.select_by_visible_text(next(v for v in values if v != lam.first_selected_option.text))
+        time.sleep(5)
+        third = view()
+        if not third[0] or third[0] == after[0]:
+            fails.append("05: choosing another lam did not change the explorer's table")
+        if not third[1] or third[1] == after[1]:
+            fails.append("05: choosing another lam did not change the explorer's figures")
     return fails
 
 

@@ -109,7 +109,8 @@ def read_cached(path: Path, load=None, what: str = "recomputing it"):
 @contextlib.contextmanager
 def locked(entry: Path, shared: bool = False):
     """Hold the lock of cache entry ``entry`` (a file or folder, which need not exist): ``.<name>.lock`` beside it,
-    an ``fcntl.flock`` that processes (and machines sharing ``outputs/`` over NFS) honour. Building or replacing
+    an ``fcntl.flock``, which every process on one machine honours (machines sharing ``outputs/`` over NFS get it
+    through the NFS client's lock emulation, which this project has not tested across machines). Building or replacing
     an entry takes it exclusively and checks again for a complete entry after taking it, so two processes never
     build the same entry at once; a reader that may race a replacement takes it ``shared``."""
     import fcntl
