@@ -8,6 +8,7 @@ interrupted run resumes from the last one to the same final weights on CPU. The 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -126,7 +127,9 @@ def train(cfg, splits, base, resume: bool = True, checkpoint_every: int | None =
         raise ValueError("mixed_precision='fp16' needs a CUDA GPU; use 'bf16' or 'no' on a CPU")
     method = methods.make(tc, world_size())
     s = loop_module.setup(cfg, splits, base, method)          # a refused base stops here: nothing is written
-    with paths.locked(folder):            # one process trains a run; another waits, then finds it finished
+    # one process trains a run; another waits, then finds it finished. The processes of one ``accelerate launch``
+    # train the run together, so they take no lock (one would wait for the others' collectives forever)
+    with paths.locked(folder) if world_size() == 1 else contextlib.nullcontext():
         if not finished(folder, tc):
             _train(s, method, folder, resume, checkpoint_every, progress, interrupt_at_epoch)
     return folder
