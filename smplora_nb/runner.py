@@ -101,9 +101,10 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
         raise ValueError(f"overrides must be a dict of config fields, got {params['overrides']!r}")
     given = {k: v for k, v in params.items() if k in fields and k != "profile" and v is not None}
     config.make(profile, **{**given, **(params.get("overrides") or {})})   # bad values fail here, before any kernel
-    cache = paths.outputs_root() / "cache"
-    stale = paths.clean_stale(paths.outputs_root()) + [p for sub in ("base", "runs", "eval", "latents")
-                                                      if (cache / sub).is_dir() for p in paths.clean_stale(cache / sub)]
+    cached_entries = paths.outputs_root() / "cache"       # (not ``cache``: that is the notebook-level switch)
+    stale = paths.clean_stale(paths.outputs_root()) + [
+        p for sub in ("base", "runs", "eval", "latents") if (cached_entries / sub).is_dir()
+        for p in paths.clean_stale(cached_entries / sub)]
     if stale:
         print(f"[smplora_nb] removed {len(stale)} folder(s) left by killed runs, e.g. {stale[0].name}", flush=True)
     done = []

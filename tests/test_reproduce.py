@@ -46,6 +46,9 @@ def test_failed_notebook_leaves_completed_outputs_and_cache_skips_reruns(tmp_pat
     runner.run(folder=nbs, params={"value": 3}, progress=False, cache=True)
     assert paths.read_json(done / "metrics.json")["value"] == 3
     assert not list(paths.outputs_root().glob(".*.staging"))             # no staging folder left behind
+    capsys.readouterr()
+    runner.run(folder=nbs, params={"value": 3}, progress=False)           # no cache (``notebooks``): runs again
+    assert "cached" not in capsys.readouterr().out
 
 
 def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
