@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 ## make test: the test suite, including a papermill run of every notebook at small sizes.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
 
 ## make browser-test: notebooks 01 and 05 (small sizes) in a real JupyterLab, driven by Debian's Chromium
 ## (installed with apt-get when missing); screenshots in outputs/browser/. Not part of `make test` (see README).

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from . import paths
 
 SHARD_VAR = "SMPLORA_SHARD"            # "I/N": train only every N-th run, starting with the I-th (1-based)
+WORKERS_VAR = "SMPLORA_WORKERS"        # worker processes of side-by-side jobs (default: the cores, at most 8)
 
 
 class ShardComplete(Exception):
@@ -35,12 +36,23 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def default_workers() -> int:
+    """``SMPLORA_WORKERS`` if set (1 = every job in this process; e.g. when other work already fills the cores, as
+    the two test workers of ``make test``), else the number of cores, at most 8."""
+    text = os.environ.get(WORKERS_VAR, "").strip()
+    if not text:
+        return min(os.cpu_count() or 1, 8)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{WORKERS_VAR} must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = True, desc: str = "jobs",
                  label=str) -> dict:
     """``{key: args}`` -> ``{key: fn(*args)}``, the jobs in the order given (put the longest first).
 
-    ``fn`` and its arguments must be picklable (a module-level function): on CPU with ``workers`` > 1 (default: the
-    number of cores, at most 8) each job runs in a spawned process with one thread and this process's outputs root;
+    ``fn`` and its arguments must be picklable (a module-level function): on CPU with ``workers`` > 1 (default:
+    ``default_workers()``) each job runs in a spawned process with one thread and this process's outputs root;
     the processes are kept for the next call.
     """
     from concurrent.futures import as_completed
@@ -48,7 +60,7 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
     if not jobs:
         return {}
     gpu = torch.cuda.is_available()
-    workers = 1 if gpu else max(1, min(workers or min(os.cpu_count() or 1, 8), len(jobs)))
+    workers = 1 if gpu else max(1, min(workers or default_workers(), len(jobs)))
     out = {}
     if workers == 1:                                                  # in this process (on CPU: one thread)
         threads = torch.get_num_threads()

@@ -1,7 +1,39 @@
 """Shared fixtures: every test writes into its own temporary outputs folder and runs offline."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# One torch thread per test process (and, through the environment, per notebook kernel and worker it starts):
+# `make test` runs two workers on two cores, and two-thread torch processes sharing cores spend most of their time
+# waiting on each other (a toy attack test: 20 s on one thread, 123 s on two beside another busy process).
+os.environ["OMP_NUM_THREADS"] = "1"
+# The two test workers already fill the two cores: notebooks run their side-by-side jobs in the kernel (tests that
+# are about worker processes ask for them explicitly), which saves starting and importing two workers per notebook.
+os.environ.setdefault("SMPLORA_WORKERS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+# The longest tests (seconds on one thread, measured; `make test` prints the slowest). They start first, so that the
+# two workers finish together instead of one waiting on a long test picked up last.
+LONGEST = {"test_notebook_runs_with_papermill[06": 330, "test_the_series_runs_on_a_folder": 300,
+           "test_killed_sweep": 300, "test_notebooks_02_to_06_run_on_the_paper_profile": 230,
+           "test_notebook_runs_with_papermill[04": 190, "test_shards_over": 180,
+           "test_notebook_runs_with_papermill[05": 140, "test_notebook_runs_with_papermill[03": 120,
+           "test_the_hessian_diagnostic_does_not_change": 120, "test_audit_fits_every_knob": 110,
+           "test_accelerate_launch_two_processes": 100, "test_notebook_runs_with_papermill[02": 90,
+           "test_evaluate_caches": 90, "test_evaluate_many_side_by_side": 80,
+           "test_reference_attacks_read_the_base_model": 60, "test_notebook_runs_with_papermill[01": 40}
+
+
+def _expected_seconds(item) -> float:
+    return max((s for name, s in LONGEST.items() if item.name.startswith(name)), default=0.0)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: -_expected_seconds(item))           # stable: the rest keep their file order
 
 
 @pytest.fixture(autouse=True)

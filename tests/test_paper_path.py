@@ -281,6 +281,7 @@ def _launch(outputs: Path, method: str, processes: int) -> dict:
     return lines[0]
 
 
+@pytest.mark.xdist_group("accelerate")        # one launch at a time: both would take accelerate's default port
 @pytest.mark.parametrize("method", ["smp_lora", "lora"])
 def test_accelerate_launch_two_processes(tmp_path, method):
     two = _launch(tmp_path / "two", method, 2)

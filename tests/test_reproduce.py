@@ -72,6 +72,17 @@ def test_shards_split_the_runs_and_stop_the_notebook(tiny_setup, monkeypatch):
             parallel.parse_shard(bad)
 
 
+def test_workers_come_from_the_environment_or_the_cores(monkeypatch):
+    monkeypatch.setenv(parallel.WORKERS_VAR, "3")
+    assert parallel.default_workers() == 3
+    monkeypatch.delenv(parallel.WORKERS_VAR)
+    assert parallel.default_workers() == min(os.cpu_count() or 1, 8)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(parallel.WORKERS_VAR, bad)
+        with pytest.raises(ValueError, match="SMPLORA_WORKERS"):
+            parallel.default_workers()
+
+
 def test_report_puts_results_next_to_the_paper(tmp_path):
     root = tmp_path / "out"
     m = {"mean": {"fid": 1.5, "kid": 0.2, "asr": 0.8, "auc_dev": 0.7, "tpr_at_5pct_fpr": 0.3},
@@ -113,15 +124,17 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
     assert "Frontier gap for Loss@t, utility fid" in text
 
 
-SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "24", "-p", "member_te", "24",
-         "-p", "nonmember_aux", "24", "-p", "nonmember_te", "24", "-p", "epochs", "8", "-p", "mlp_epochs", "3",
+SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "16", "-p", "member_te", "16",
+         "-p", "nonmember_aux", "16", "-p", "nonmember_te", "16", "-p", "sample_steps", "2", "-p", "unet_channels", "[16, 32]", "-p", "epochs", "8",
+         "-p", "mlp_epochs", "3",
          "-p", "hessian_every", "0", "-p", "lams", "[1.0, 0.1]", "-p", "lr_factors", "[1.0]",
          "-p", "rank_factors", "[1.0]", "-p", "n_seeds", "1"]
 
 
 def _reproduce(out: Path, extra=(), sweep=SWEEP):
     """Start `reproduce --only 05` on ``out`` (its output goes to ``out``/../<name>.log, read by ``_finish``)."""
-    env = {**os.environ, "SMPLORA_OUTPUTS": str(out), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "SMPLORA_OUTPUTS": str(out), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
+           "SMPLORA_WORKERS": "2"}                                      # training workers, killed with the rest
     path = out.parent / f"{out.name}.log"
     with open(path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "smplora_nb", "reproduce", "--only", "05", "--no-progress",
