@@ -301,8 +301,8 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     if shard:
         mine = mine[shard[0] - 1::shard[1]]
     todo = sorted((k for k in mine if not finished(out[k], cfgs[k].train)), key=lambda k: -_cost(cfgs[k]))
-    inner = progress and (torch.cuda.is_available() or (workers or parallel.default_workers()) == 1)  # runs in turn:
-                                                                                  # per-epoch bars
+    in_turn = torch.cuda.is_available() or (workers or parallel.default_workers()) == 1
+    inner = progress and in_turn                                          # per-epoch bars when runs go in turn
     parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
                           desc="training runs")
     if shard:
