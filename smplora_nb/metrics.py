@@ -161,6 +161,31 @@ def train_feature_net(items, epochs: int = 15, seed: int = 0) -> FeatureNet:
     return net.eval()
 
 
+def cached_feature_net(items, epochs: int = 15, seed: int = 0) -> FeatureNet:
+    """``train_feature_net``, trained once per judge set and CPU thread count and then read back (safetensors under
+    ``outputs/cache/extractor``): every notebook of a series scores with the same weights, bit for bit what its own
+    training gave (the thread count is in the key: it changes the last bits of the weights)."""
+    import hashlib
+
+    import safetensors.torch
+
+    from . import paths
+
+    h = hashlib.sha256(np.stack([it.image for it in items]).tobytes() + repr([it.label for it in items]).encode())
+    key = paths.config_hash({"version": 1, "judge": h.hexdigest(), "epochs": epochs, "seed": seed,
+                             "threads": torch.get_num_threads()})
+    path = paths.cache_dir("extractor") / f"feature_net_{key}.safetensors"
+    with paths.locked(path):
+        state = paths.read_cached(path, safetensors.torch.load_file, "training the feature net again")
+        if state is None:
+            net = train_feature_net(items, epochs, seed)
+            paths.atomic_write_bytes(path, safetensors.torch.save(net.state_dict()))
+            state = safetensors.torch.load_file(str(path))
+    net = FeatureNet(state["head.weight"].shape[0])
+    net.load_state_dict(state)
+    return net.eval()
+
+
 def fid_kid(feats_real: np.ndarray, feats_fake: np.ndarray) -> dict:
     """FID and KID between two feature sets, computed by clean-fid's own functions."""
     from cleanfid import fid as cfid
@@ -214,7 +239,7 @@ def quality_extractor(splits, cfg, items) -> QualityExtractor:
         known = judge(items, splits)
         if any(it.label is None for it in known):                       # a folder of images: no classes to learn
             return QualityExtractor(PixelPCA(np.stack([it.image for it in known])), LABEL_FREE_FEATURES)
-        net = train_feature_net(known, seed=0)
+        net = cached_feature_net(known)
         scale = 1.0 / net.features(np.stack([it.image for it in known])).std()   # unit-scale features
         return QualityExtractor(_Scaled(net, scale), TINY_FEATURES, digit_classifier(known))
     return QualityExtractor(_inception_features(), "clean-fid Inception-v3 pool features (2048-d), clean resize")

@@ -96,3 +96,18 @@ def test_frontier_gap():
     assert metrics.frontier_gap(curve, 1.2, 0.60) == pytest.approx(0.10)   # best reachable: 0.70 at FID 1.0
     assert metrics.frontier_gap(curve, 2.5, 0.60) == pytest.approx(-0.05)  # early stopping reaches 0.55
     assert metrics.frontier_gap(curve, 0.3, 0.60) is None                  # better images than any checkpoint
+
+
+def test_feature_net_is_trained_once_then_read_back_bit_for_bit(monkeypatch):
+    """The extractor's digit CNN of one judge set is trained once per thread count; later notebooks read its
+    safetensors file and get exactly the weights training gives."""
+    from smplora_nb import data
+
+    items = data.load_dataset("digits", 16)[:96]
+    fresh = metrics.train_feature_net(items, epochs=2)
+    first = metrics.cached_feature_net(items, epochs=2)
+    monkeypatch.setattr(metrics, "train_feature_net", lambda *a, **k: pytest.fail("trained again"))
+    again = metrics.cached_feature_net(items, epochs=2)
+    images = np.stack([it.image for it in items[:8]])
+    assert np.array_equal(fresh.features(images), first.features(images))
+    assert np.array_equal(first.features(images), again.features(images))
