@@ -278,7 +278,7 @@ PAPER_SPLIT = {"member_aux": 12, "member_te": 12, "nonmember_aux": 12, "nonmembe
 PAPER_PARAMS = {  # the CI sizes of each notebook, the paper profile's own knobs where a notebook has no parameter
     "02_membership_inference_attack": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2},
     "03_mp_lora_instability": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2},
-    "04_smp_lora_training": {"n_seeds": 2, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2,
+    "04_smp_lora_training": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2,
                              "two_forward_seeds": 1},
     "05_ablations": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2, "lams": [0.05],
                      "lr_factors": [1.0], "rank_factors": [1.0], "n_seeds": 1},
