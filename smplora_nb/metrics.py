@@ -180,7 +180,7 @@ def cached_feature_net(items, epochs: int = 15, seed: int = 0) -> FeatureNet:
         if state is None:
             net = train_feature_net(items, epochs, seed)
             paths.atomic_write_bytes(path, safetensors.torch.save(net.state_dict()))
-            state = safetensors.torch.load_file(str(path))
+            return net
     net = FeatureNet(state["head.weight"].shape[0])
     net.load_state_dict(state)
     return net.eval()
