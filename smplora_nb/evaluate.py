@@ -41,14 +41,24 @@ def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, attacks=atta
                   n_boot: int = N_BOOT, steps: int = 25, guidance_scale: float = 5.0, workers: int | None = None,
                   progress: bool = True) -> dict:
     """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]``. Audits not cached yet run
-    side by side on CPU (``parallel.side_by_side``, one thread each); every result is then read from the cache."""
+    side by side on CPU (``parallel.side_by_side``, one thread each, the most work left first); every result is
+    then read from the cache."""
     kw = dict(attacks=tuple(attacks), mlp_epochs=mlp_epochs, n_boot=n_boot, steps=steps, guidance_scale=guidance_scale)
-    todo = {}                                           # one audit per distinct (run, seed)
+    todo, cost = {}, {}                                 # one audit per distinct (run, seed)
     for k, run in runs.items():
         if not _cached(base, run, splits, extractor, seeds[k], **kw):
             todo.setdefault((str(run), seeds[k]), (base, run, splits, extractor, seeds[k], kw))
-    parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits")
+            cost[str(run), seeds[k]] = _work_left(base, run, splits, extractor, seeds[k], **kw)
+    todo = {j: todo[j] for j in sorted(todo, key=lambda j: -cost[j])}
+    parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits", costs=cost)
     return {k: evaluate(base, run, splits, extractor, seeds[k], **kw) for k, run in runs.items()}
+
+
+def _work_left(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, steps, guidance_scale) -> float:
+    """A rough cost of an audit: its attacks not cached yet, plus two for the images not generated yet."""
+    folder, key = attack.folder(base, run), _key(splits, extractor, steps, guidance_scale)
+    left = sum(not attack.cached(base, run, splits, (a,), seed, n_boot, mlp_epochs) for a in attacks)
+    return left + 2.0 * (not (folder / f"{key}_samples.npy").exists())
 
 
 def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:

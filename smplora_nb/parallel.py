@@ -4,6 +4,11 @@ The tiny model's tensors are too small for a second thread to help one job: on 2
 give about 1.7x the throughput of one two-thread job after another. A job's numbers depend on its thread count in
 the last bits, so every CPU job goes through here with **one thread**, whatever the number of workers; results are
 then the same side by side or one after another. On a GPU the jobs run one after another in this process.
+
+How many jobs run at once (``width``): as many as there are cores, the longest first and the next when one ends;
+or, when that would leave a core idle at the end, every job at once, sharing the cores (the OS time-slices
+one-thread processes: three equal jobs on two cores end after 1.5 job lengths instead of 2). The jobs' cost
+estimates decide which ends sooner.
 """
 from __future__ import annotations
 
@@ -48,14 +53,15 @@ def default_workers() -> int:
 
 
 def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = True, desc: str = "jobs",
-                 label=str) -> dict:
+                 label=str, costs: dict | None = None) -> dict:
     """``{key: args}`` -> ``{key: fn(*args)}``, the jobs in the order given (put the longest first).
 
     ``fn`` and its arguments must be picklable (a module-level function): on CPU with ``workers`` > 1 (default:
-    ``default_workers()``) each job runs in a spawned process with one thread and this process's outputs root;
-    the processes are kept for the next call.
+    ``default_workers()``, the cores to use) each job runs in a spawned process with one thread and this process's
+    outputs root, ``width(costs, workers)`` of them at once (``costs``: ``{key: relative cost}``, default all
+    equal); the processes are kept for the next call.
     """
-    from concurrent.futures import as_completed
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     if not jobs:
         return {}
@@ -72,14 +78,20 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
             torch.set_num_threads(threads)
         return out
     root = str(paths.outputs_root())
-    pool = _pool(workers)
-    futures = {pool.submit(_one_thread, fn, args, root): k for k, args in jobs.items()}
-    bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes)", disable=not progress)
+    at_once = width([(costs or {}).get(k, 1.0) for k in jobs], workers)
+    pool, waiting, futures = _pool(at_once), list(jobs), {}
+    bar = tqdm(total=len(jobs), desc=f"{desc} ({at_once} processes on {workers} cores)", disable=not progress)
     try:
-        for fut in as_completed(futures):
-            out[futures[fut]] = fut.result()
-            bar.update()
-            bar.set_postfix_str(f"done: {label(futures[fut])}")
+        while waiting or futures:
+            while waiting and len(futures) < at_once:                 # the next job in the order given
+                k = waiting.pop(0)
+                futures[pool.submit(_one_thread, fn, jobs[k], root)] = k
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for fut in done:
+                k = futures.pop(fut)
+                out[k] = fut.result()
+                bar.update()
+                bar.set_postfix_str(f"done: {label(k)}")
     except BaseException:                        # a failed job: cancel the rest, start a fresh pool next time
         for fut in futures:
             fut.cancel()
@@ -90,15 +102,42 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
     return {k: out[k] for k in jobs}
 
 
+def width(costs: list[float], cores: int) -> int:
+    """How many jobs of these relative ``costs`` to run at once on ``cores``: ``cores`` (longest first, the next
+    when one ends) or, if that ends later, all of them sharing the cores (at most two per core)."""
+    if len(costs) <= cores or len(costs) > 2 * cores:
+        return min(len(costs), cores)
+    return len(costs) if _shared_end(costs, cores) < _in_turn_end(costs, cores) else cores
+
+
+def _in_turn_end(costs: list[float], cores: int) -> float:
+    """When ``cores`` workers finish the jobs, longest first, each taking the next job when it is free."""
+    free = [0.0] * cores
+    for c in sorted(costs, reverse=True):
+        free[free.index(min(free))] += c
+    return max(free)
+
+
+def _shared_end(costs: list[float], cores: int) -> float:
+    """When all jobs started at once finish on ``cores`` shared equally among the running ones."""
+    left, end = sorted(costs), 0.0
+    while left:
+        first = left.pop(0)                                         # the shortest left ends next
+        end += first / min(1.0, cores / (len(left) + 1))
+        left = [c - first for c in left]
+    return end
+
+
 _POOL: dict = {}
 
 
 def _pool(workers: int):
-    """The worker processes, kept between calls (spawning one costs seconds: it imports torch and diffusers)."""
+    """The worker processes, kept between calls (spawning one costs seconds: it imports torch and diffusers); a
+    call that runs fewer jobs at once leaves the others idle."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    if _POOL.get("workers") != workers:
+    if _POOL.get("workers", 0) < workers:
         shutdown()
         _POOL.update(workers=workers, pool=ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                                                initializer=_ignore_sigint))

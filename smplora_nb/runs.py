@@ -285,8 +285,8 @@ def _train_path(cfg, splits, base, progress) -> str:
 def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
     """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
 
-    Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run and up to ``workers`` runs in
-    separate processes, the longest first; on a GPU one after another. An interrupted run resumes from its last
+    Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run, in separate processes on
+    ``workers`` cores, the longest first (or all at once when that ends sooner); on a GPU one after another. An interrupted run resumes from its last
     checkpoint. Under ``reproduce --shard I/N`` (``$SMPLORA_SHARD``) only every N-th run, in the order of the run
     hashes, is trained here, and ``parallel.ShardComplete`` stops the notebook: machines sharing ``outputs/``
     split a sweep, and a final call without ``--shard`` finds every run in the cache. Configs that differ only in
@@ -304,7 +304,7 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     in_turn = torch.cuda.is_available() or (workers or parallel.default_workers()) == 1
     inner = progress and in_turn                                          # per-epoch bars when runs go in turn
     parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
-                          desc="training runs")
+                          desc="training runs", costs={k: _cost(cfgs[k]) for k in todo})
     if shard:
         raise parallel.ShardComplete(f"shard {shard[0]}/{shard[1]} trained {len(todo)} of its {len(mine)} runs "
                                      f"({len(distinct)} in all)")

@@ -83,6 +83,17 @@ def test_workers_come_from_the_environment_or_the_cores(monkeypatch):
             parallel.default_workers()
 
 
+def test_width_shares_the_cores_only_when_that_ends_sooner():
+    """Three equal jobs on two cores end after 1.5 job lengths all at once, 2 in turn; one long and two short
+    ones end sooner in turn (the long one alone, the short ones after each other on the other core)."""
+    assert parallel._shared_end([1, 1, 1], 2) == 1.5 and parallel._in_turn_end([1, 1, 1], 2) == 2
+    assert parallel.width([1, 1, 1], 2) == 3 and parallel.width([1.2, 1.2, 1.1], 2) == 3
+    assert parallel._shared_end([2, 1, 1], 2) == 2.5 and parallel.width([2, 1, 1], 2) == 2
+    assert parallel.width([1, 1, 1, 1], 2) == 2                      # a tie: in turn, fewer processes
+    assert parallel.width([1] * 5, 2) == 2                            # at most two jobs per core
+    assert parallel.width([1, 1], 4) == 2 and parallel.width([1, 1, 1], 1) == 1
+
+
 def test_report_puts_results_next_to_the_paper(tmp_path):
     root = tmp_path / "out"
     m = {"mean": {"fid": 1.5, "kid": 0.2, "asr": 0.8, "auc_dev": 0.7, "tpr_at_5pct_fpr": 0.3},

@@ -159,11 +159,14 @@ def test_non_finite_loss_stops_cleanly(tiny_setup, monkeypatch):
 
 
 def test_train_many_side_by_side_matches_one_after_another(tiny_setup, monkeypatch, tmp_path):
-    """Two worker processes (one thread each) give the same weights as the in-process path, and reuse the cache."""
+    """Worker processes (one thread each; three equal runs on two cores run all at once, ``parallel.width``) give
+    the same weights as the in-process path, and reuse the cache."""
     from smplora_nb import config
 
     cfg, _, splits, base = tiny_setup
-    cfgs = {"a": config.replace(cfg, epochs=2), "b": config.replace(cfg, epochs=2, seed=7)}
+    cfgs = {"a": config.replace(cfg, epochs=2), "b": config.replace(cfg, epochs=2, seed=7),
+            "c": config.replace(cfg, epochs=2, seed=8)}
+    assert runs.parallel.width([runs._cost(c) for c in cfgs.values()], 2) == 3
     parallel = runs.train_many(cfgs, splits, base, workers=2, progress=False)
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "sequential"))
     sequential = runs.train_many(cfgs, splits, base, workers=1, progress=False)
