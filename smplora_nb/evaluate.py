@@ -22,12 +22,6 @@ N_SAMPLES = 12                         # generated images kept for sample grids
 N_BOOT = 500                           # percentile-bootstrap resamples per interval (500: half the time of 1000)
 
 
-def _cached(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, steps, guidance_scale) -> bool:
-    folder, key = attack.folder(base, run), _key(splits, extractor, steps, guidance_scale)
-    return ((folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists()
-            and attack.cached(base, run, splits, attacks, seed, n_boot, mlp_epochs))
-
-
 def _key(splits, extractor, steps, guidance_scale) -> str:
     members = splits["member_aux"] + splits["member_te"]
     return paths.config_hash({"version": EVAL_VERSION, "steps": steps, "guidance_scale": guidance_scale,
@@ -46,19 +40,22 @@ def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, attacks=atta
     kw = dict(attacks=tuple(attacks), mlp_epochs=mlp_epochs, n_boot=n_boot, steps=steps, guidance_scale=guidance_scale)
     todo, cost = {}, {}                                 # one audit per distinct (run, seed)
     for k, run in runs.items():
-        if not _cached(base, run, splits, extractor, seeds[k], **kw):
+        left = _work_left(base, run, splits, extractor, seeds[k], **kw)
+        if left:
             todo.setdefault((str(run), seeds[k]), (base, run, splits, extractor, seeds[k], kw))
-            cost[str(run), seeds[k]] = _work_left(base, run, splits, extractor, seeds[k], **kw)
+            cost[str(run), seeds[k]] = left
     todo = {j: todo[j] for j in sorted(todo, key=lambda j: -cost[j])}
     parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits", costs=cost)
     return {k: evaluate(base, run, splits, extractor, seeds[k], **kw) for k, run in runs.items()}
 
 
 def _work_left(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, steps, guidance_scale) -> float:
-    """A rough cost of an audit: its attacks not cached yet, plus two for the images not generated yet."""
+    """What an audit has left to do, roughly (0: everything is cached): its attacks not cached yet, plus two for
+    the images and their quality not computed yet."""
     folder, key = attack.folder(base, run), _key(splits, extractor, steps, guidance_scale)
     left = sum(not attack.cached(base, run, splits, (a,), seed, n_boot, mlp_epochs) for a in attacks)
-    return left + 2.0 * (not (folder / f"{key}_samples.npy").exists())
+    quality = (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists()
+    return left + 2.0 * (not quality)
 
 
 def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:

@@ -286,8 +286,8 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
 
     Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run, in separate processes on
-    ``workers`` cores, the longest first (or all at once when that ends sooner); on a GPU one after another. An interrupted run resumes from its last
-    checkpoint. Under ``reproduce --shard I/N`` (``$SMPLORA_SHARD``) only every N-th run, in the order of the run
+    ``workers`` cores, the longest first (or all at once when that ends sooner); on a GPU one after another. An
+    interrupted run resumes from its last checkpoint. Under ``reproduce --shard I/N`` (``$SMPLORA_SHARD``) only every N-th run, in the order of the run
     hashes, is trained here, and ``parallel.ShardComplete`` stops the notebook: machines sharing ``outputs/``
     split a sweep, and a final call without ``--shard`` finds every run in the cache. Configs that differ only in
     the Hessian diagnostic share a run; it is trained once, with the diagnostic.

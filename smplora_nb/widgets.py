@@ -39,26 +39,25 @@ def explorer_view(entry: dict, real_images, captions, title: str = ""):
     return table, roc, grid
 
 
+def _show(entries: dict, key, real_images, captions) -> None:
+    """Display the explorer's view of ``entries[key]``, ``key = (method, lam, seed)``."""
+    from IPython.display import display
+
+    method, lam, seed = key
+    title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", seed {seed}"
+    table, *figs = explorer_view(entries[key], real_images, captions, title)
+    display(table, *(as_image(f) for f in figs))                     # PNG whatever the matplotlib backend
+
+
 def explorer(entries: dict, real_images, captions, interactive: bool = True):
     """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
 
     ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
     redraw the view (the widget box is returned, so the cell shows it once); with ``interactive=False`` (headless
-    runs: papermill, CI) the first entry's view is displayed
-    as static output instead, so an executed notebook still shows it.
+    runs: papermill, CI) the first entry's view is displayed as static output instead (and None returned).
     """
-    from IPython.display import display
-
-    def show(key):
-        method, lam, seed = key
-        title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", seed {seed}"
-        table, *figs = explorer_view(entries[key], real_images, captions, title)
-        display(table, *(as_image(f) for f in figs))                 # PNG whatever the matplotlib backend
-
-    first = next(iter(entries))
     if not interactive:
-        show(first)
-        return None
+        return _show(entries, next(iter(entries)), real_images, captions)
     import ipywidgets as w
 
     pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
@@ -80,7 +79,7 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
         if not busy and key in entries:
             out.clear_output(wait=True)
             with out:
-                show(key)
+                _show(entries, key, real_images, captions)
 
     def on_lam(_=None):
         if not busy:
