@@ -5,7 +5,8 @@ Flat topic modules, one concept each; notebooks import them by name, e.g.
 
     config   profiles (tiny, paper, colab) and per-stage dataclasses, validated
     paths    outputs/<notebook-stem>/, atomic writes, cache keys
-    data     datasets (digits, folder, hub) and captions
+    data     datasets (digits, emoji, folder, hub) and captions (shared or descriptive)
+    emoji    the emoji dataset: its frozen list (emoji.tsv), Twemoji's pictures, groups and captions
     sets     the paper's member / non-member sets (splits), manifests, the disjointness check
     tinybase the tiny Stable-Diffusion-architecture model: built and pretrained on the public split
     models   the one loader for every base (tiny, hub, folder, single file), the model's inputs, sampling
