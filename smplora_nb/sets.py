@@ -309,7 +309,7 @@ def check_disjoint(splits_or_manifest) -> dict:
 
 def prepare(cfg) -> tuple[list[Item], dict[str, list[Item]]]:
     """Load ``cfg.data.dataset`` and cut it by ``cfg.split``: the one call every notebook starts from."""
-    items = load_dataset(cfg.data.dataset, cfg.data.resolution, cfg.data.caption_prefix)
+    items = load_dataset(cfg.data.dataset, cfg.data.resolution, cfg.data.caption_prefix, cfg.data.captions)
     splits = make_splits(items, cfg.split, report=True)
     check_disjoint(splits)
     return items, splits
