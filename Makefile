@@ -6,13 +6,13 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test install clean-outputs browser-test
+.PHONY: demo test install clean-outputs browser-test book book-check readme-figure chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,book]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,17 +22,34 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m smplora_nb reproduce --profile tiny
 
-## make test: the test suite, including a papermill run of every notebook at small sizes.
-test: $(STAMP)
+## make test: the test suite, including a papermill run of every notebook at small sizes and the book built from
+## them, checked in Chromium.
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
 
-## make browser-test: notebooks 01 and 05 (small sizes) in a real JupyterLab, driven by Debian's Chromium
-## (installed with apt-get when missing); screenshots in outputs/browser/. Not part of `make test` (see README).
-browser-test: $(STAMP)
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
-	$(BIN)/pip install --quiet "selenium>=4.15"
+## make browser-test: notebooks 01 and 05 (small sizes) in a real JupyterLab, driven by Debian's Chromium;
+## screenshots in outputs/browser/. Not part of `make test` (see docs/development.md).
+browser-test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/browser_test.py
+
+## make book: the site of the series `make demo` executed, in outputs/book/ (open outputs/book/index.html); nothing
+## runs again and nothing is downloaded. make book-check opens every page in Chromium and checks it.
+book: $(STAMP)
+	$(BIN)/python -m smplora_nb.book
+
+book-check: $(STAMP) chromium
+	$(BIN)/python scripts/book_check.py outputs/book
+
+## make readme-figure: docs/result.png, the README's figure, from the last `make demo` (notebook 06's attack matrix).
+readme-figure: $(STAMP)
+	$(BIN)/python -m smplora_nb.book --readme-figure
+
+## Debian's Chromium and its driver for the browser checks, installed with apt-get when missing (as root; elsewhere
+## the book's browser test skips, saying why).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+		echo "[make] chromium could not be installed: the browser checks will be skipped"
 
 clean-outputs:
 	find outputs -mindepth 1 -not -name README.md -not -name .gitignore -delete

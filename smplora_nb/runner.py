@@ -11,7 +11,7 @@ import ast
 import time
 from pathlib import Path
 
-from . import config, paths
+from . import book, config, paths
 from .parallel import SHARD_VAR, parse_shard
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -127,9 +127,12 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
         start = time.time()
         if _execute(nb, mine, final, shard, progress):
             paths.write_json(final / "run_key.json", {"key": key, "parameters": mine,
-                                                        "seconds": round(time.time() - start, 1)})
+                                                        "seconds": round(time.time() - start, 1),
+                                                        "machine": book.machine()})     # the book states it
             for c in _claims(nb.stem):
-                print(f"[smplora_nb]   {'holds ' if c['holds'] else 'FAILS '} {c['claim']}: {c['value']}", flush=True)
+                word = {"not testable": "n/t   ", "descriptive": "desc  "}.get(c.get("kind"), "holds " if c["holds"]
+                                                                                 else "FAILS ")
+                print(f"[smplora_nb]   {word} {c['claim']}: {c['value']}", flush=True)
             done.append(final / f"{nb.stem}.ipynb")
     return done
 

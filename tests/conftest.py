@@ -27,7 +27,7 @@ LONGEST = {"test_killed_sweep": 240, "test_the_series_runs_on_a_folder": 225,   
            "test_private_methods_train_and_log": 29, "test_notebook_runs_with_papermill[01": 27,
            "test_two_identical_train_calls": 20, "test_paper_path_end_to_end": 14, "test_evaluate_caches": 13,
            "test_the_hessian_diagnostic_does_not_change": 12, "test_audit_fits_every_knob": 11,
-           "test_reference_attacks_read_the_base_model": 10}
+           "test_reference_attacks_read_the_base_model": 10, "test_02_solutions": 30, "test_03_solutions": 12}
 
 
 def _expected_seconds(item) -> float:
@@ -47,6 +47,13 @@ def _isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")                   # notebook kernels and workers: one thread too
     return out
+
+
+@pytest.fixture(scope="session")
+def executed_outputs(tmp_path_factory):
+    """Where the papermill notebook tests leave a copy of each executed notebook's outputs, for the book test that
+    runs after them on the same worker (``xdist_group("notebooks")``)."""
+    return tmp_path_factory.mktemp("executed_outputs")
 
 
 TINY_FAST = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=6, member_te=6,

@@ -4,6 +4,7 @@ A notebook added to notebooks/ is covered the day it lands: the test is parametr
 claims are checked at full `tiny` size by `make demo`'s outputs, not here.
 """
 import json
+import shutil
 import subprocess
 import sys
 
@@ -187,8 +188,9 @@ def test_every_notebook_has_ci_parameters_and_a_check():
     assert {nb.stem for nb in NOTEBOOKS} <= set(CHECKS) & set(CI_PARAMS)
 
 
+@pytest.mark.xdist_group("notebooks")            # one worker, then tests/test_book.py builds the book from them
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_with_papermill(nb):
+def test_notebook_runs_with_papermill(nb, executed_outputs):
     declared = runner.declared_parameters(nb)
     assert "profile" in declared
     assert set(CI_PARAMS[nb.stem]) <= declared
@@ -196,6 +198,7 @@ def test_notebook_runs_with_papermill(nb):
     executed = paths.outputs_root() / nb.stem / f"{nb.stem}.ipynb"
     assert executed.exists()
     CHECKS[nb.stem](schema.read(nb.stem))
+    shutil.copytree(paths.outputs_root() / nb.stem, executed_outputs / nb.stem)
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
