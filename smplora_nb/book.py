@@ -149,10 +149,12 @@ def _run(outputs: Path, stem: str) -> dict:
     """What the runner and the notebook recorded: run_key.json, metrics.json's claims, papermill's metadata."""
     folder = outputs / stem
     run = paths.read_json(folder / "run_key.json") if (folder / "run_key.json").exists() else {}
-    claims = paths.read_json(folder / "metrics.json").get("claims", []) if (folder / "metrics.json").exists() else []
+    found = paths.read_json(folder / "metrics.json").get("claims", []) if (folder / "metrics.json").exists() else []
+    claims = [c for c in found if c.get("holds") is not None]     # descriptive, not testable: neither held nor failed
     meta = json.loads((folder / f"{stem}.ipynb").read_text())["metadata"]
     return {"seconds": run.get("seconds", meta.get("papermill", {}).get("duration")), "claims": claims,
             "held": sum(bool(c["holds"]) for c in claims), "failed": [c for c in claims if not c["holds"]],
+            "other": len(found) - len(claims),
             "machine": run.get("machine"), "executed": (meta.get("papermill", {}).get("end_time") or "")[:19],
             "python": meta.get("language_info", {}).get("version")}
 
@@ -162,7 +164,7 @@ def _secs(s) -> str:
 
 
 def _num(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    return "n/m" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def _machine_text(m: dict) -> str:
@@ -175,21 +177,25 @@ def statistics(outputs: Path, stems: list[str], here: dict) -> str:
     runs = {s: _run(outputs, s) for s in stems}
     lines = ["# Execution statistics", "", f"Read from `{outputs}`: each notebook's `run_key.json` (run time), "
              "`metrics.json` (claims) and the executed notebook's papermill record. Nothing was run again.", "",
-             "| notebook | run time | claims held | claims failed | executed (UTC) | machine |",
-             "|---|--:|--:|--:|---|---|"]
+             "| notebook | run time | claims held | claims failed | descriptive, not testable | executed (UTC) "
+             "| machine |",
+             "|---|--:|--:|--:|--:|---|---|"]
     for s, r in runs.items():
         where = "recorded" if r["machine"] else "not recorded (see below)"
         lines.append(f"| [{_title(s)}]({s}.html) | {_secs(r['seconds'])} | {r['held']} / {len(r['claims'])} | "
-                     f"{len(r['failed'])} | {r['executed'].replace('T', ' ')} | {where} |")
+                     f"{len(r['failed'])} | {r['other']} | {r['executed'].replace('T', ' ')} | {where} |")
     total = sum(r["seconds"] or 0 for r in runs.values())
     lines += ["", f"Total: {_secs(total)}; claims held {sum(r['held'] for r in runs.values())} of "
               f"{sum(len(r['claims']) for r in runs.values())}.", "", "## Machines and versions", ""]
+    where = {}
     for s, r in runs.items():
-        if r["machine"]:
-            lines.append(f"- **{s}**: {_machine_text(r['machine'])}")
-    lines += ["", f"Where the runner recorded no machine, the notebooks ran in this environment (kernel Python "
-              f"{', '.join(sorted({str(r['python']) for r in runs.values()}))}); the book was built on: "
-              f"{_machine_text(here)}.", "", "## Claims that did not hold", ""]
+        where.setdefault(_machine_text(r["machine"]) if r["machine"] else None, []).append(s)
+    lines += [f"- {', '.join(stems_)}: {text}" for text, stems_ in where.items() if text]
+    if None in where:
+        lines += ["", f"{', '.join(where[None])}: no machine recorded by the runner; the kernel ran Python "
+                  f"{', '.join(sorted({str(runs[s]['python']) for s in where[None]}))}. This book was built on "
+                  f"{_machine_text(here)}."]
+    lines += ["", "## Claims that did not hold", ""]
     lines += [f"- [{s}]({s}.html): {c['claim']} (measured {_num(c['value'])}, target {c['op']} {c['target']})"
               for s, r in runs.items() for c in r["failed"]] or ["None."]
     return "\n".join(lines)

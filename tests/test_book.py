@@ -41,7 +41,8 @@ def _executed(outputs: Path) -> Path:
     nbformat.write(nb, folder / f"{STEM}.ipynb")
     (folder / "split_counts.png").write_bytes(PNG)
     claims = [{"claim": "sets are disjoint", "value": 1.0, "op": ">=", "target": 1, "holds": True},
-              {"claim": "the base model draws 0-4", "value": 0.1428571, "op": ">=", "target": 0.8, "holds": False}]
+              {"claim": "the base model draws 0-4", "value": 0.1428571, "op": ">=", "target": 0.8, "holds": False},
+              {"claim": "TPR at 1% FPR", "value": None, "op": "", "target": None, "holds": None, "kind": "not testable"}]
     (folder / "metrics.json").write_text(json.dumps({"claims": claims}))
     (folder / "run_key.json").write_text(json.dumps({"seconds": 95.4, "machine": book.machine()}))
     (outputs / "REPORT.md").write_text(f"# Reproduction report\n\n| [{STEM}]({STEM}/{STEM}.ipynb) | 1 / 2 |\n\n"
@@ -62,7 +63,8 @@ def test_the_book_of_an_executed_notebook_fetches_nothing_and_states_its_run(tmp
     results = (site / "results.html").read_text()
     assert f'href="{STEM}.html"' in results and (site / STEM / "split_counts.png").exists()
     stats = (site / "statistics.html").read_text()
-    assert "1 / 2" in stats and "the base model draws 0-4 (measured 0.143" in stats and "recorded" in stats
+    assert "| 1 / 2 | 1 | 1 |" in stats and "the base model draws 0-4 (measured 0.143" in stats   # n/t: neither
+    assert "recorded" in stats and "TPR at 1%" not in stats
 
 
 def test_no_executed_notebook_is_a_clear_error(tmp_path):
