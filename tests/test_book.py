@@ -51,7 +51,8 @@ def _executed(outputs: Path) -> Path:
 
 
 def test_the_book_of_an_executed_notebook_fetches_nothing_and_states_its_run(tmp_path):
-    site = book.build(_executed(tmp_path / "outputs"), tmp_path / "site").parent
+    outputs = _executed(tmp_path / "outputs")
+    site = book.build(outputs, tmp_path / "site").parent
     pages = [f"{STEM}.html", "index.html", "results.html", "statistics.html"]
     assert sorted(p.name for p in site.glob("*.html")) == pages
     page = (site / f"{STEM}.html").read_text()
@@ -62,7 +63,8 @@ def test_the_book_of_an_executed_notebook_fetches_nothing_and_states_its_run(tmp
     assert "data:image/png;base64" in page and "in 95 s; claims held 1 of 2" in page
     results = (site / "results.html").read_text()
     assert f'href="{STEM}.html"' in results and (site / STEM / "split_counts.png").exists()
-    stats = (site / "statistics.html").read_text()
+    assert "Execution statistics" in (site / "statistics.html").read_text()
+    stats = book.statistics(outputs, [STEM], book.machine())                          # the page's Markdown
     assert "| 1 / 2 | 1 | 1 |" in stats and "the base model draws 0-4 (measured 0.143" in stats   # n/t: neither
     assert "recorded" in stats and "TPR at 1%" not in stats
 
