@@ -359,6 +359,16 @@ def from_params(profile: str = "tiny", overrides: dict | None = None, **params) 
             raise ValueError(f"{k} is set twice, as a parameter ({values[k]!r}) and in overrides ({v!r})")
         values[k] = v
     return make(profile, **values)
+    if isinstance(overrides, str):                   # plain papermill's -p passes text: read it as the runner does
+        import ast
+
+        try:
+            overrides = ast.literal_eval(overrides)
+        except (ValueError, SyntaxError):
+            pass
+    if not isinstance(overrides or {}, dict):
+        raise ValueError(f"overrides must be a dict of config fields, e.g. \"{{'seed': 3}}\" (papermill: -y "
+                         f"\"overrides: {{seed: 3}}\"), got {overrides!r}")
 
 
 def replace(cfg: Config, **overrides) -> Config:

@@ -223,3 +223,11 @@ def test_split_presets_set_sizes_and_explicit_fields_win():
     with pytest.raises(ValueError, match="set twice"):
         config.from_params("tiny", overrides={"epochs": 3}, epochs=4)
     assert config.from_params("tiny", overrides={"lam": 0.5}, lam=None).train.lam == 0.5
+
+
+def test_overrides_given_as_text_are_read_or_refused():
+    """Plain papermill's ``-p overrides "{...}"`` passes a string (issue 32): read as a literal, or one clear error."""
+    assert config.from_params("tiny", overrides="{'seed': 3, 'lam': 0.5}").train.seed == 3
+    for bad in ("seed=3", "[1, 2]"):
+        with pytest.raises(ValueError, match="overrides must be a dict of config fields"):
+            config.from_params("tiny", overrides=bad)
