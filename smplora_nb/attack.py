@@ -213,7 +213,7 @@ def folder(base, run) -> Path:
     """Where a model's audits are cached: beside the run, or under ``outputs/cache/eval`` for the base model."""
     if run is not None:
         return Path(run) / "eval"
-    return paths.cache_dir("eval") / paths.config_hash({"base": str(base)})
+    return paths.cache_dir("eval") / paths.config_hash({"base": paths.source_id(base)})
 
 
 def _record_path(base, run, splits, name: str, seed: int, n_boot: int, mlp_epochs: int) -> Path:

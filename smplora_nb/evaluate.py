@@ -81,7 +81,7 @@ def evaluate(base, run, splits, extractor, seed: int, attacks=attack.MAP_ATTACKS
     if out is not None and samples is not None:
         return {**out, "audit": audit, "samples": samples}
     images = models.generate(probe.pipe, [it.caption for it in members], seed=0, steps=steps,
-                             guidance_scale=guidance_scale)
+                             guidance_scale=guidance_scale, resolution=members[0].image.shape[0])   # the run's
     out = {"quality": extractor.score(members, images, [it.label for it in members]),
            "mean_loss": {k: float(attack.mean_loss(v).mean()) for k, v in probe.maps()["fixed_t"].items()},
            "image_loss": {k: attack.mean_loss(probe.maps()["fixed_t"][k]).tolist() for k in ("member_te", "nonmember_te")}}

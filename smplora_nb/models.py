@@ -56,13 +56,7 @@ def single_file_base(path, config: str = "") -> Path:
     if not (folder / "model_index.json").exists():
         with paths.locked(folder):
             if not (folder / "model_index.json").exists():
-                try:
-                    pipe = _load(path, None, config or None)
-                except (ValueError, FileNotFoundError):
-                    raise
-                except Exception as e:                      # not an SD checkpoint: diffusers' own error
-                    raise ValueError(f"{path} is not a Stable Diffusion checkpoint diffusers can read "
-                                     f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+                pipe = _load(path, None, config or None)          # not an SD checkpoint: ValueError, one line
                 with paths.atomic_dir(folder) as tmp:
                     pipe.save_pretrained(tmp, safe_serialization=True)
                     paths.write_json(tmp / "source.json", {"file": str(path), "sha256": digest.hexdigest(),
@@ -82,8 +76,9 @@ def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.T
     te_lora = any("lora_" in n for n, _ in encoder.named_parameters())
     path = None
     if source is not None:
-        key = paths.config_hash({"source": str(source), "vae_dtype": str(vae.dtype), "text": not te_lora,
-                                 "items": [(it.sha256, it.caption, it.image.shape) for it in items]}, n=16)
+        inputs = [(it.sha256, it.caption, it.image.shape) for it in items]
+        key = paths.config_hash({"source": paths.source_id(source), "vae_dtype": str(vae.dtype), "text": not te_lora,
+                                 "items": inputs}, n=16)
         path = paths.cache_dir("latents") / f"{key}.safetensors"
         from safetensors.torch import load_file
 
@@ -162,6 +157,8 @@ def check_single_file(path: Path) -> None:
 
 
 def _load(source, dtype, config):
+    """The pipeline of ``source``; one that cannot be loaded, for any reason, raises ``ValueError`` (or
+    ``FileNotFoundError``) with the reason in one line."""
     import json
 
     from diffusers import StableDiffusionPipeline
@@ -175,23 +172,57 @@ def _load(source, dtype, config):
             raise FileNotFoundError(f"checkpoint file {path} does not exist")
         check_single_file(path)
         extra = {"config": str(config)} if config else {}
-        return StableDiffusionPipeline.from_single_file(str(path), **kw, **extra)
+        return _loaded(path, lambda: StableDiffusionPipeline.from_single_file(str(path), **kw, **extra))
     if path.is_dir():
         if not (path / "model_index.json").exists():
             raise ValueError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
-        kind = json.loads((path / "model_index.json").read_text()).get("_class_name")
-        if kind != "StableDiffusionPipeline":
-            raise ValueError(f"{path} holds a {kind}, not a StableDiffusionPipeline (SD v1 architecture)")
-        return StableDiffusionPipeline.from_pretrained(path, use_safetensors=True, **kw)
+        index = json.loads((path / "model_index.json").read_text())
+        if index.get("_class_name") != "StableDiffusionPipeline":
+            raise ValueError(f"{path} holds a {index.get('_class_name')}, not a StableDiffusionPipeline (SD v1 "
+                             f"architecture)")
+        _check_parts(path, index)
+        return _loaded(path, lambda: StableDiffusionPipeline.from_pretrained(path, use_safetensors=True, **kw))
     if str(source).count("/") == 1 and not str(source).startswith((".", "/", "~")):
-        return StableDiffusionPipeline.from_pretrained(str(source), use_safetensors=True, **kw)
+        return _loaded(source, lambda: StableDiffusionPipeline.from_pretrained(str(source), use_safetensors=True,
+                                                                               **kw))
     raise FileNotFoundError(f"model source {source} is not a folder, a .safetensors file or a hub id 'owner/name'")
+
+
+def _check_parts(path: Path, index: dict) -> None:
+    """Raise ``ValueError`` naming the first part of the pipeline folder ``path`` that is missing or has only pickle
+    weights (refused, never unpickled: ``use_safetensors`` would only say that no safetensors file was found)."""
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue                                     # e.g. "safety_checker": [null, null]
+        part = path / name
+        if not part.is_dir():
+            raise ValueError(f"{path} has no {name}/ folder, which its model_index.json lists")
+        files = list(part.iterdir())
+        pickles = [f.name for f in files if f.suffix.lower() in PICKLE_SUFFIXES]
+        if pickles and not any(f.suffix == ".safetensors" for f in files):
+            raise ValueError(f"{part} has only pickle weights ({pickles[0]}), which are refused (unpickling can run "
+                             f"code); convert them to .safetensors")
+
+
+def _loaded(source, load):
+    """``load()``, with any failure of diffusers (a part of the wrong class or shape, files it cannot read) as a
+    one-line ``ValueError`` naming ``source``."""
+    try:
+        return load()
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise ValueError(f"{source} cannot be loaded as a Stable Diffusion pipeline ({type(e).__name__}: "
+                         f"{reason})") from None
 
 
 @torch.no_grad()
 def generate(pipe, captions: list[str], seed: int = 0, steps: int = 25, guidance_scale: float = 3.0,
-             batch_size: int = 128) -> np.ndarray:
-    """Images (N, H, W, 3) uint8 for ``captions``; DDIM sampling on the pipeline's own noise schedule."""
+             batch_size: int = 128, resolution: int | None = None) -> np.ndarray:
+    """Images (N, resolution, resolution, 3) uint8 for ``captions``; DDIM sampling on the pipeline's own noise
+    schedule. ``resolution``: the run's (``cfg.data.resolution``); None draws at the U-Net's own ``sample_size``
+    (SD v1.5: 512 px), whatever the run trained at."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     parts = {**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)}
@@ -201,7 +232,7 @@ def generate(pipe, captions: list[str], seed: int = 0, steps: int = 25, guidance
     out = []
     for i in tqdm(range(0, len(captions), batch_size), desc="generate", leave=False):
         res = sampler(list(captions[i:i + batch_size]), num_inference_steps=steps, guidance_scale=guidance_scale,
-                      generator=gen, output_type="np")
+                      generator=gen, output_type="np", height=resolution, width=resolution)
         out.append(np.uint8(np.round(res.images * 255)))
     return np.concatenate(out)
 

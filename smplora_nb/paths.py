@@ -52,6 +52,12 @@ def config_hash(obj, n: int = 12) -> str:
     """Stable short hash of a JSON-serialisable object (dict keys sorted)."""
     text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:n]
+def source_id(base) -> str:
+    """A base model as cache keys name it: a base built under ``outputs/cache/base/`` by its folder name (the same
+    wherever ``outputs/`` is moved or mounted), any other by its id or path."""
+    return Path(str(base)).name if Path(str(base)).parent == cache_dir("base") else str(base)
+
+
 
 
 def _umask() -> int:

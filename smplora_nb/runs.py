@@ -50,7 +50,7 @@ def run_key(cfg, splits, base) -> str:
             train_cfg.pop(name)
     if not cfg.train.snapshot_epochs:                    # a run with snapshots is its own cache entry
         train_cfg.pop("snapshot_epochs")
-    base_id = Path(str(base)).name if Path(str(base)).parent == paths.cache_dir("base") else str(base)
+    base_id = paths.source_id(base)
     # the caption scheme is in the members' captions already; at its default it stays out, so earlier keys hold
     data = {k: v for k, v in vars(cfg.data).items() if (k, v) != ("captions", "shared")}
     key = {"train": train_cfg, "data": data, "base": base_id, "members": members,

@@ -116,3 +116,105 @@ def test_loader_errors_name_the_path(tmp_path):
 def test_base_model_passes_through_other_sources(digits):
     cfg = config.make("paper", public=0, member_aux=5, member_te=5, nonmember_aux=5, nonmember_te=5)
     assert models.base_model(cfg, {}, digits) == config.SD15_HUB_ID
+
+
+# ---------------------------------------------------------------------------------------------- issue 32
+
+def _odd_base(folder, tmp_path):
+    """The tiny base saved again with a U-Net whose own sample_size (4 latents: 8 px) is not the run's 16 px."""
+    pipe = models.load_pipeline(folder)
+    pipe.unet.register_to_config(sample_size=4)
+    pipe.save_pretrained(tmp_path / "odd", safe_serialization=True)
+    return tmp_path / "odd"
+
+
+def test_samples_are_drawn_at_the_runs_resolution(tiny_base, tmp_path):
+    cfg, _, folder = tiny_base
+    pipe = models.load_pipeline(_odd_base(folder, tmp_path))
+    captions = ["a red digit one", "a blue digit two"]
+    assert models.generate(pipe, captions, steps=2).shape == (2, 8, 8, 3)                  # the U-Net's own size
+    assert models.generate(pipe, captions, steps=2, resolution=cfg.data.resolution).shape == (2, 16, 16, 3)
+
+
+def test_the_tiny_defaults_samples_are_the_same_at_its_resolution(tiny_base):
+    """On the tiny default the U-Net's size already is the resolution: the samples stay bit for bit the same."""
+    cfg, _, folder = tiny_base
+    pipe = models.load_pipeline(folder)
+    captions = ["a red digit one", "a blue digit two", "a green digit seven"]
+    assert np.array_equal(models.generate(pipe, captions, seed=3, steps=3),
+                          models.generate(pipe, captions, seed=3, steps=3, resolution=cfg.data.resolution))
+
+
+class _Planted:
+    """A pickle that, were it ever unpickled, would leave a file behind."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("damage, words", [("pickle-only unet", "has only pickle weights"),
+                                           ("no vae", "has no vae/ folder"),
+                                           ("wrong unet class", "cannot be loaded as a Stable Diffusion pipeline")])
+def test_a_base_folder_that_cannot_be_loaded_is_refused_in_one_line(tiny_base, tmp_path, damage, words):
+    import json
+    import pickle
+    import shutil
+
+    _, _, folder = tiny_base
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    marker = tmp_path / "unpickled"
+    if damage == "pickle-only unet":
+        for f in (bad / "unet").glob("*.safetensors"):
+            f.unlink()
+        (bad / "unet" / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(_Planted(marker)))
+    elif damage == "no vae":
+        shutil.rmtree(bad / "vae")
+    else:
+        index = json.loads((bad / "model_index.json").read_text())
+        (bad / "model_index.json").write_text(json.dumps({**index, "unet": ["diffusers", "UNet2DModel"]}))
+    with pytest.raises(ValueError, match=words) as caught:
+        models.load_pipeline(bad)
+    assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
+    assert not marker.exists()                                                      # never unpickled
+
+
+def test_latents_keep_their_cache_key_when_outputs_move(tiny_base, tmp_path, monkeypatch):
+    """The latents' key names a cached base by its folder, not by where outputs/ lies: moved or mounted elsewhere,
+    nothing is encoded again (and the base model's audits stay where they were)."""
+    import os
+
+    from smplora_nb import attack, paths
+
+    cfg, splits, folder = tiny_base
+    parts = models.load_pipeline(folder).components
+    z0, cond = models.encode_items(parts, splits["member_te"], source=folder)
+    before = attack.folder(folder, None).name
+    moved = tmp_path / "moved"
+    os.rename(paths.outputs_root(), moved)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(moved))
+    again = paths.cache_dir("base") / folder.name
+    monkeypatch.setattr(parts["vae"], "encode", lambda *a, **k: pytest.fail("encoded the latents again"))
+    z1, cond1 = models.encode_items(parts, splits["member_te"], source=again)
+    assert torch.equal(z0, z1) and torch.equal(cond, cond1) and attack.folder(again, None).name == before
+
+
+class _Sizes:
+    """A quality extractor that records the sizes of the images it is given (the real one fits a CNN)."""
+    description = "sizes"
+
+    def score(self, members, images, labels):
+        return {"members": list(members[0].image.shape), "samples": list(images.shape[1:])}
+
+
+def test_audits_judge_samples_drawn_at_the_runs_resolution(tiny_setup, tmp_path):
+    """FID/KID and sample accuracy compare samples with the member images: both at the run's resolution."""
+    from smplora_nb import evaluate
+
+    cfg, _, splits, folder = tiny_setup
+    out = evaluate.evaluate(_odd_base(folder, tmp_path), None, splits, _Sizes(), seed=0, attacks=("loss_at_t",),
+                            n_boot=10, steps=2)
+    assert out["quality"]["samples"] == out["quality"]["members"] == [cfg.data.resolution, cfg.data.resolution, 3]
