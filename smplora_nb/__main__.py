@@ -67,7 +67,14 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
-        if type(e).__name__ == "PapermillExecutionError" and e.ename in KNOWN:     # the same, inside a notebook
+        from . import paths
+
+        notebook = type(e).__name__ == "PapermillExecutionError"
+        disk = paths.disk_error(e) or (_disk_error_in_cell(e.ename, e.evalue) if notebook else None)
+        if disk is not None:                                # a full, read-only or forbidden disk, anywhere
+            print(f"error: {paths.disk_message(disk)}", file=sys.stderr)
+            return 2
+        if notebook and e.ename in KNOWN:                   # the same, inside a notebook
             print(f"error: {e.evalue} (a {e.ename} in a notebook cell; its partial outputs are kept in the "
                   f"notebook's .failed/ folder)", file=sys.stderr)
             return 2
@@ -76,6 +83,20 @@ def main(argv=None) -> int:
 
 
 KNOWN = ("ValueError", "FileNotFoundError")
+OS_ERRORS = ("OSError", "PermissionError", "NotADirectoryError", "FileExistsError", "IsADirectoryError")
+
+
+def _disk_error_in_cell(ename: str, evalue: str):
+    """The ``OSError`` a notebook cell raised, rebuilt from its name and text ("[Errno 28] No space left on device:
+    '/path'"), when it is a failure of the file system (``paths.disk_error``); else None."""
+    import re
+
+    from . import paths
+
+    found = re.match(r"\[Errno (\d+)\] ([^:]+)(?:: '(.*)')?", evalue or "")
+    if ename not in OS_ERRORS or found is None:
+        return None
+    return paths.disk_error(OSError(int(found.group(1)), found.group(2), found.group(3)))
 
 
 def _development(params: dict) -> None:

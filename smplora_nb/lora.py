@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from . import paths
+
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")             # U-Net attention projections (paper)
 UNET_TARGETS_ALL = UNET_TARGETS + ("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",   # + transformer MLPs
                                    "conv1", "conv2", "conv_shortcut", "time_emb_proj")   # + ResNet convolutions
@@ -75,8 +77,12 @@ def save(folder, unet, text_encoder=None) -> Path:
     te_layers = None
     if text_encoder is not None and any("lora_" in n for n, _ in text_encoder.named_parameters()):
         te_layers = state_dict(text_encoder)
+    def write(weights, path):         # by paths (usual permissions; a full disk raises OSError), as diffusers would
+        paths.write_tensors(path, weights, {"format": "pt"})
+
     StableDiffusionPipeline.save_lora_weights(str(folder), unet_lora_layers=state_dict(unet),
-                                              text_encoder_lora_layers=te_layers, safe_serialization=True)
+                                              text_encoder_lora_layers=te_layers, safe_serialization=True,
+                                              save_function=write)
     return Path(folder) / WEIGHTS_NAME
 
 

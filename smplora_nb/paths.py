@@ -2,14 +2,18 @@
 
 Every notebook writes ``outputs/<notebook-stem>/metrics.json`` and its PNG figures through this module. Writes go to
 a temporary sibling first and are renamed into place, so a crash never leaves a half-written file or folder behind.
-Cache keys are short hashes of a JSON-serialisable description (config, data hashes, code version).
+Cache keys are short hashes of a JSON-serialisable description (config, data hashes, code version). Every file is
+written the same way (``atomic_write_bytes``, ``write_tensors``, ``write_torch``, ``atomic_dir``): with the usual
+permissions, and a full, read-only or forbidden disk raises an ``OSError`` naming the path (``disk_error``).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,16 +52,43 @@ def cache_dir(kind: str) -> Path:
     return path
 
 
-def config_hash(obj, n: int = 12) -> str:
-    """Stable short hash of a JSON-serialisable object (dict keys sorted)."""
-    text = json.dumps(obj, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
 def source_id(base) -> str:
     """A base model as cache keys name it: a base built under ``outputs/cache/base/`` by its folder name (the same
     wherever ``outputs/`` is moved or mounted), any other by its id or path."""
     return Path(str(base)).name if Path(str(base)).parent == cache_dir("base") else str(base)
 
 
+def config_hash(obj, n: int = 12) -> str:
+    """Stable short hash of a JSON-serialisable object (dict keys sorted)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+_FULL = "free some space (or set SMPLORA_OUTPUTS to a disk with room) and run again: finished work is kept"
+# the failures of the file system that end in one line (the command line, issue 32), and what to do about each
+DISK_ERRORS = {errno.ENOSPC: _FULL, errno.EDQUOT: _FULL, errno.EFBIG: _FULL,
+               errno.EROFS: "the file system is read-only: set SMPLORA_OUTPUTS to a writable folder",
+               errno.EACCES: "set SMPLORA_OUTPUTS to a folder you may write (or change the permissions)",
+               errno.EPERM: "set SMPLORA_OUTPUTS to a folder you may write (or change the permissions)",
+               errno.ENOTDIR: "a part of the path is a file, not a folder: set SMPLORA_OUTPUTS to a folder",
+               errno.EEXIST: "a file stands where a folder should be: set SMPLORA_OUTPUTS to a folder"}
+
+
+def disk_error(e: BaseException) -> OSError | None:
+    """The failure of the file system that ``e`` is (an ``OSError`` with an errno of ``DISK_ERRORS``) or reports
+    (safetensors' writer: "... (os error 28) ..."), else None."""
+    if isinstance(e, OSError):
+        return e if e.errno in DISK_ERRORS else None
+    code = re.search(r"\(os error (\d+)\)", str(e))
+    if code is None or int(code.group(1)) not in DISK_ERRORS:
+        return None
+    where = re.search(r'at path "([^"]+)"', str(e))
+    return OSError(int(code.group(1)), os.strerror(int(code.group(1))), where.group(1) if where else None)
+
+
+def disk_message(err: OSError) -> str:
+    """One line: the path, what went wrong and what to do."""
+    return f"{err.filename or 'the outputs folder'}: {err.strerror}; {DISK_ERRORS[err.errno]}"
 
 
 def _umask() -> int:
@@ -75,11 +106,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno and not e.filename:      # a full disk, found by write(): name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     return path
+
+
+def write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> Path:
+    """A safetensors file written like every other file (safetensors' own writer makes it mode 0600 and reports a
+    full disk in its own error type)."""
+    from safetensors.torch import save                  # torch: imported when first needed
+
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def write_torch(path: Path, obj) -> Path:
+    """``torch.save(obj)`` written like every other file (torch's own writer reports a full disk as "unexpected
+    pos")."""
+    import io
+
+    import torch                                        # imported when first needed
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def write_json(path: Path, obj) -> Path:
@@ -104,12 +157,17 @@ def read_cached(path: Path, load=None, what: str = "recomputing it"):
     if not path.exists():
         return None
     try:
-        return (load or read_json)(path)
+        return (load or _load_json)(path)
     except Exception as e:                             # JSON, safetensors or numpy errors of a damaged file
         print(f"[smplora_nb] {path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:100]}): removed, "
               f"{what}", flush=True)
         path.unlink(missing_ok=True)
         return None
+
+
+def _load_json(path: Path):
+    with open(path, "rb") as f:
+        return json.loads(f.read())
 
 
 @contextlib.contextmanager
@@ -233,15 +291,32 @@ def clean_stale(folder: Path, max_age_s: float = 6 * 3600) -> list[Path]:
 def atomic_dir(final: Path):
     """Yield a temporary folder; on success it is renamed to ``final``, on error it is removed.
 
-    A complete ``final`` is never replaced by a failed attempt.
+    A complete ``final`` is never replaced by a failed attempt. Whatever wrote into the folder (``save_pretrained``,
+    safetensors), its files get the usual permissions, and a full or read-only disk ends as an ``OSError``.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        _usual_permissions(tmp)
         replace_dir(tmp, final)
+    except Exception as e:
+        err = disk_error(e)
+        if err is None or (err is e and e.filename):
+            raise
+        raise OSError(err.errno, err.strerror, err.filename or str(final)) from e   # e.g. safetensors' error type
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Folders 0777 and files 0666, less the umask (mkdtemp and safetensors make them 0700 and 0600)."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)

@@ -155,8 +155,11 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
     held.__enter__()
     try:
         os.environ.update({k: v for k, v in env.items() if v is not None})
-        pm.execute_notebook(str(nb), str(staged / f"{nb.stem}.ipynb"), parameters=params, cwd=str(nb.parent),
-                            kernel_name="python3", progress_bar=progress)
+        try:
+            pm.execute_notebook(str(nb), str(staged / f"{nb.stem}.ipynb"), parameters=params, cwd=str(nb.parent),
+                                kernel_name="python3", progress_bar=progress)
+        finally:
+            echo(staged / f"{nb.stem}.ipynb")
     except pm.PapermillExecutionError as e:
         if e.ename != "ShardComplete":
             _keep_failed(staged, final)
@@ -179,6 +182,20 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
         shutil.rmtree(root, ignore_errors=True)                   # the staging folder, whatever happened
         held.__exit__(None, None, None)
         root.with_name(f".{root.name}.lock").unlink(missing_ok=True)
+
+
+def echo(executed: Path) -> None:
+    """Print on the terminal the package's ``[smplora_nb]`` lines that an executed notebook printed (a damaged file
+    removed, duplicates dropped): papermill keeps a kernel's output inside the notebook."""
+    import nbformat
+
+    if not executed.exists():
+        return
+    for cell in nbformat.read(str(executed), as_version=4).cells:
+        for out in cell.get("outputs", []):
+            for line in (out.get("text", "") if out.get("output_type") == "stream" else "").splitlines():
+                if line.startswith("[smplora_nb] "):
+                    print(f"[smplora_nb] {executed.stem}: {line[len('[smplora_nb] '):]}", flush=True)
 
 
 def _keep_failed(staged: Path, final: Path) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from . import lora, methods, parallel, paths
 from . import train as loop_module
@@ -193,17 +193,17 @@ def _rng_state(gen: torch.Generator) -> dict:
 
 def _save_checkpoint(folder: Path, s, method, epoch: int, log: dict) -> None:
     scaler, text_encoder, proxy = s.accelerator.scaler, s.unwrapped("text_encoder"), method.proxy
-    with paths.atomic_dir(folder / "checkpoint") as tmp:
+    with paths.atomic_dir(folder / "checkpoint") as tmp:             # a full disk: OSError, the last one kept
         if scaler is not None:                                           # fp16 loss scale, for exact resumes
-            torch.save(scaler.state_dict(), tmp / "scaler.pt")
-        save_file(lora.state_dict(s.unwrapped("unet")), str(tmp / "lora.safetensors"))
+            paths.write_torch(tmp / "scaler.pt", scaler.state_dict())
+        paths.write_tensors(tmp / "lora.safetensors", lora.state_dict(s.unwrapped("unet")))
         if text_encoder is not None:
-            save_file(lora.state_dict(text_encoder), str(tmp / "text_encoder_lora.safetensors"))
+            paths.write_tensors(tmp / "text_encoder_lora.safetensors", lora.state_dict(text_encoder))
         if proxy is not None:
-            save_file(proxy.model.state_dict(), str(tmp / "proxy.safetensors"))
-            torch.save(proxy.opt.state_dict(), tmp / "proxy_optimizer.pt")
-        torch.save(s.opt.state_dict(), tmp / "optimizer.pt")
-        save_file(_rng_state(s.gen), str(tmp / "rng.safetensors"))
+            paths.write_tensors(tmp / "proxy.safetensors", proxy.model.state_dict())
+            paths.write_torch(tmp / "proxy_optimizer.pt", proxy.opt.state_dict())
+        paths.write_torch(tmp / "optimizer.pt", s.opt.state_dict())
+        paths.write_tensors(tmp / "rng.safetensors", _rng_state(s.gen))
         paths.write_json(tmp / "state.json", {"epoch": epoch, "log": log})
 
 

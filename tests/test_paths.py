@@ -157,3 +157,52 @@ def test_save_figure_png(_isolated_outputs):
 def _no_locks(names):
     """A folder's names without the entries' lock files (``paths.locked``: kept, as unlinking one is racy)."""
     return sorted(n for n in names if not n.endswith(".lock"))
+
+
+# ------------------------------------------------------------------------------ issue 32: disks, permissions, keys
+
+def test_a_full_disk_inside_atomic_dir_is_an_oserror_and_keeps_the_complete_folder(tmp_path):
+    """safetensors reports a full disk in its own error type (torch as "unexpected pos"): an OSError naming the
+    folder comes out, so the command line ends it in one line; the complete folder stays."""
+    from safetensors import SafetensorError
+
+    final = tmp_path / "checkpoint"
+    with paths.atomic_dir(final) as tmp:
+        (tmp / "state.json").write_text("complete")
+    with pytest.raises(OSError) as caught:
+        with paths.atomic_dir(final) as tmp:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert caught.value.errno == 28 and caught.value.filename == str(final)
+    assert "No space left" in paths.disk_message(caught.value)
+    assert (final / "state.json").read_text() == "complete" and _leftovers(tmp_path) == []
+
+
+def test_every_writer_gives_the_usual_permissions(tmp_path):
+    """safetensors' writer and mkdtemp make 0600 files and 0700 folders; every file is 0666 less the umask."""
+    import torch
+    from safetensors.torch import save_file
+
+    usual = 0o666 & ~paths._umask()
+    with paths.atomic_dir(tmp_path / "entry") as tmp:
+        save_file({"a": torch.zeros(2)}, str(tmp / "raw.safetensors"))           # as save_pretrained does
+        paths.write_tensors(tmp / "t.safetensors", {"a": torch.zeros(2)})
+        paths.write_torch(tmp / "o.pt", {"step": 1})
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "entry").iterdir()}
+    assert modes == {"raw.safetensors": usual, "t.safetensors": usual, "o.pt": usual}
+    assert (tmp_path / "entry").stat().st_mode & 0o777 == 0o777 & ~paths._umask()
+
+
+def test_a_damaged_json_is_named_once(tmp_path, capsys):
+    path = tmp_path / "train_log.json"
+    path.write_text('{"steps": 3, "loss"')
+    assert paths.read_cached(path, what="training the run again") is None
+    out = capsys.readouterr().out
+    assert out.count("is damaged") == 1 and str(path) in out and not path.exists()
+
+
+def test_a_base_in_the_cache_is_named_by_its_folder_not_where_outputs_lie(tmp_path, monkeypatch):
+    for root in ("here", "moved"):
+        monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / root))
+        assert paths.source_id(paths.cache_dir("base") / "b05221e92c54") == "b05221e92c54"
+    assert paths.source_id("stable-diffusion-v1-5/stable-diffusion-v1-5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert paths.source_id(tmp_path / "my_base") == str(tmp_path / "my_base")

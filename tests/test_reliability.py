@@ -231,8 +231,8 @@ def test_copies_saved_again_resized_or_cropped_are_near_duplicates(kind):
     lay at a mean difference of 3.7, a photo cropped by 1% at 2.4, both over the 2.0 of the mean alone)."""
     import image_sets
 
-    originals = {"pixel art at 32 px": image_sets.sprites(4, 32)[::2], "pixel art at 16 px": image_sets.sprites(4, 16)[::2],
-                 "photo-like": image_sets.photos()[::9]}[kind]
+    originals = {"pixel art at 32 px": image_sets.sprites(4, 32)[::2],
+                 "pixel art at 16 px": image_sets.sprites(4, 16)[::2], "photo-like": image_sets.photos()[::9]}[kind]
     kinds = ("jpeg 95", "48 px bicubic", "1% crop") if kind != "pixel art at 16 px" else ("48 px bicubic", "1% crop")
     made = [image_sets.copies(img)[k] for img in originals for k in kinds]
     items = image_sets.as_items(originals + made)
@@ -299,3 +299,150 @@ def test_a_refused_base_leaves_nothing_on_disk(tmp_path):
                          text=True, timeout=300, env={**os.environ, "SMPLORA_OUTPUTS": str(tmp_path / "out")})
     assert res.returncode == 2 and "pickle checkpoints are refused" in res.stderr
     assert not (tmp_path / "out" / "cache" / "runs").exists() or not any((tmp_path / "out" / "cache" / "runs").iterdir())
+
+
+# ------------------------------------------------------------ issue 32: full, read-only and forbidden disks
+
+def _one_line_error(capsys, *words):
+    """The command line's error: one last line (after any progress bars), no traceback."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert not any("Traceback" in line for line in lines) and errors == lines[-1:], lines[-20:]
+    assert all(w in errors[0] for w in words), errors[0]
+
+
+@pytest.mark.parametrize("problem", ["a path under a file", "a file", "read-only", "forbidden"])
+def test_the_cli_ends_an_unwritable_outputs_folder_in_one_line(tmp_path, monkeypatch, capsys, problem):
+    """Each used to end in a traceback and exit 1 (we run as root, so read-only and forbidden are made by a write
+    that fails with their errno, as a read-only mount and /sys did)."""
+    import errno
+
+    from smplora_nb.__main__ import main
+
+    (tmp_path / "file").write_text("not a folder")
+    target = {"a path under a file": tmp_path / "file" / "outputs", "a file": tmp_path / "file"}.get(
+        problem, tmp_path / "locked" / "outputs")
+    if problem in ("read-only", "forbidden"):
+        code, text = (errno.EROFS, "Read-only file system") if problem == "read-only" else (errno.EACCES,
+                                                                                          "Permission denied")
+        real = os.mkdir
+
+        def refused(path, *a, **k):
+            if str(path).startswith(str(tmp_path / "locked")):
+                raise OSError(code, text, str(path))
+            return real(path, *a, **k)
+
+        monkeypatch.setattr(os, "mkdir", refused)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(target))
+    assert main(["notebooks", "--only", "01", "--no-progress"]) == 2
+    _one_line_error(capsys, str(tmp_path), "SMPLORA_OUTPUTS")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MB tmpfs (root may mount one; where it may not, the test is skipped), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _fill(disk):
+    with open(disk / "filler", "wb") as f:
+        with pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+
+
+def test_a_full_disk_while_checkpointing_ends_in_one_line_and_loses_nothing(tiny_setup, small_disk, monkeypatch,
+                                                                             capsys):
+    """torch's writer said "unexpected pos" (exit 1, a traceback); now one line naming the checkpoint, exit 2, and
+    the finished run next to it is untouched."""
+    from smplora_nb.__main__ import main
+
+    cfg, _, splits, base = tiny_setup
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(small_disk / "outputs"))
+    first = config.replace(cfg, epochs=2, seed=31)
+    done = runs.train(first, splits, base, progress=False)
+    kept = _weights(done)
+    _fill(small_disk)
+    capsys.readouterr()
+    args = [a for k, v in {**TINY_FAST_ARGS, "epochs": 4, "seed": 32, "base": str(base)}.items()
+            for a in ("-p", k, str(v))]
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, "No space left on device", "checkpoint", "free some space")
+    assert runs.finished(done, first.train) and all(torch.equal(kept[k], v) for k, v in _weights(done).items())
+    assert not [p for p in (small_disk / "outputs").rglob("*") if p.name.endswith(".tmp")]
+    (small_disk / "filler").unlink()
+    assert main(["train", *args]) == 0                           # with room again, it trains
+
+
+TINY_FAST_ARGS = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=6, member_te=6,
+                      nonmember_aux=6, nonmember_te=6, lora_rank=4, lora_alpha=4.0, batch_size=4, lr=1e-2)
+
+
+def _notebook(folder, *cells):
+    """A notebook of the series' shape: a parameters cell, then ``cells``."""
+    import nbformat
+
+    folder.mkdir(exist_ok=True)
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"},
+                                            "language_info": {"name": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell('profile = "tiny"', metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(folder / "01_probe.ipynb"))
+    return folder
+
+
+def test_a_notebook_cell_on_a_full_disk_ends_the_cli_in_one_line(tmp_path, monkeypatch, capsys):
+    import functools
+
+    from smplora_nb.__main__ import main
+
+    folder = _notebook(tmp_path / "nbs", "raise OSError(28, 'No space left on device', '/data/outputs/cache/runs/ab')")
+    monkeypatch.setattr(runner, "run", functools.partial(runner.run, folder=folder))
+    assert main(["notebooks", "--no-progress"]) == 2
+    _one_line_error(capsys, "/data/outputs/cache/runs/ab: No space left on device", "free some space")
+
+
+def test_the_terminal_shows_what_a_notebook_said_about_damaged_files(tmp_path, capsys):
+    folder = _notebook(tmp_path / "nbs", "print('[smplora_nb] /x/latents/ab.safetensors is damaged (...): removed, "
+                                         "recomputing it')\nprint('other output')")
+    runner.run(folder=folder, progress=False)
+    out = capsys.readouterr().out
+    assert "[smplora_nb] 01_probe: /x/latents/ab.safetensors is damaged (...): removed, recomputing it" in out
+    assert "other output" not in out
+
+
+def test_every_file_of_a_run_has_the_usual_permissions(tiny_setup, capsys):
+    """LoRA weights, snapshots and checkpoints were 0600 (safetensors' writer) beside 0644 files."""
+    cfg, _, splits, base = tiny_setup
+    cfg = config.replace(cfg, epochs=4, seed=33, snapshot_epochs=(2,))
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg, splits, base, checkpoint_every=2, progress=False, interrupt_at_epoch=2)
+    folder = runs.run_folder(cfg, splits, base)
+    modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()}
+    assert {"checkpoint/lora.safetensors", "snapshots/epoch_0002/lora/pytorch_lora_weights.safetensors"} <= set(modes)
+    assert set(modes.values()) == {0o666 & ~paths._umask()}, modes
+
+
+def test_the_cli_refuses_a_base_folder_with_pickle_weights_in_one_line(tiny_setup, tmp_path, capsys):
+    """It was refused unread, but in a 47-line diffusers traceback and exit 1."""
+    import shutil
+
+    from smplora_nb.__main__ import main
+
+    _, _, _, base = tiny_setup
+    bad = tmp_path / "base"
+    shutil.copytree(base, bad)
+    for f in (bad / "unet").glob("*.safetensors"):
+        f.unlink()
+    (bad / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
+    assert main(["train", "-p", "base", str(bad), "-p", "epochs", "1"]) == 2
+    _one_line_error(capsys, str(bad / "unet"), "has only pickle weights")

@@ -12,7 +12,7 @@ def exercise_1(evals, s0):
                 if "timestep" in r["chosen_on_aux"]} for m in ("lora", "smp_lora")}
 
 
-def exercise_2(cfg, epochs=(30, 90), epsilon=8.0):
+def exercise_2(cfg, epochs=(10, 30, 90), epsilon=8.0):
     """DP-SGD spends its budget per step: at the same epsilon, more epochs need a larger noise multiplier, so each
     step carries less signal. Whether 90 noisier epochs beat 30 in image quality is the run's question (notebook 06
     with ``dp_epochs = 90``); the accountant only says how much noise each costs."""
