@@ -354,11 +354,6 @@ def from_params(profile: str = "tiny", overrides: dict | None = None, **params) 
     """Build the config from a notebook's ``parameters`` cell: ``None`` means "the profile's value"; ``overrides``
     (the notebooks' ``overrides`` parameter) sets any other field, e.g. ``{"base": "/models/sd15.safetensors"}``."""
     values = {k: v for k, v in params.items() if v is not None}
-    for k, v in (overrides or {}).items():
-        if k in values and values[k] != v:
-            raise ValueError(f"{k} is set twice, as a parameter ({values[k]!r}) and in overrides ({v!r})")
-        values[k] = v
-    return make(profile, **values)
     if isinstance(overrides, str):                   # plain papermill's -p passes text: read it as the runner does
         import ast
 
@@ -369,6 +364,11 @@ def from_params(profile: str = "tiny", overrides: dict | None = None, **params) 
     if not isinstance(overrides or {}, dict):
         raise ValueError(f"overrides must be a dict of config fields, e.g. \"{{'seed': 3}}\" (papermill: -y "
                          f"\"overrides: {{seed: 3}}\"), got {overrides!r}")
+    for k, v in (overrides or {}).items():
+        if k in values and values[k] != v:
+            raise ValueError(f"{k} is set twice, as a parameter ({values[k]!r}) and in overrides ({v!r})")
+        values[k] = v
+    return make(profile, **values)
 
 
 def replace(cfg: Config, **overrides) -> Config:
