@@ -36,7 +36,8 @@ def closest(items: list) -> list[tuple[float, str, str]]:
     raw, blurred = sets.views(items)
     for i in range(len(items) - 1):
         same = np.array([it.sha256 == items[i].sha256 for it in items[i + 1:]])
-        for s, d in enumerate((np.abs(raw[i + 1:] - raw[i]).mean(axis=1), np.abs(blurred[i + 1:] - blurred[i]).max(axis=1))):
+        means, peaks = np.abs(raw[i + 1:] - raw[i]).mean(axis=1), np.abs(blurred[i + 1:] - blurred[i]).max(axis=1)
+        for s, d in enumerate((means, peaks)):
             d[same] = np.inf
             k = int(d.argmin())
             best[s] = min(best[s], (float(d[k]), items[i].id, items[i + 1 + k].id))
