@@ -92,7 +92,9 @@ def _solutions_html(stem: str) -> str:
 def _progress_html(state: dict, model_id: str) -> str:
     """A tqdm progress bar as it ended, from the saved widget state: its label, a ``<progress>`` and its counts
     (nbconvert would draw it with the widget manager from a CDN; offline that is an empty box)."""
-    get = lambda ref: state.get(ref.removeprefix("IPY_MODEL_"), {}).get("state", {})    # noqa: E731
+    def get(ref: str) -> dict:                                        # children are named "IPY_MODEL_<id>"
+        return state.get(ref.removeprefix("IPY_MODEL_"), {}).get("state", {})
+
     parts = [get(ref) for ref in get(model_id).get("children", [])]
     cells = [f'<progress value="{p["value"]}" max="{p["max"]}"></progress>'
              if p.get("_model_name") == "FloatProgressModel" else f"<span>{p.get('value', '')}</span>" for p in parts]
