@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 SMALL = {   # the sizes of tests/test_notebooks.py
     "01_data_splitting": {"vae_steps": 20, "pretrain_steps": 20, "n_samples": 12},
     "05_ablations": {"epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3, "lams": [1.0, 0.1],
-                     "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_seeds": 1, "interactive": True,
+                     "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_splits": 1, "interactive": True,
                      "overrides": {"vae_steps": 20, "pretrain_steps": 20, "member_aux": 24, "member_te": 24,
                                    "nonmember_aux": 24, "nonmember_te": 24}},
 }

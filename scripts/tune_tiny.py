@@ -5,12 +5,14 @@
 Trains, on the development split and first development training seed (``config.DEV_SEEDS``), SMP-LoRA for every
 combination and plain LoRA saving its adapter along training (notebook 06's early-stopping curve); audits each with
 the five map attacks (the two reference attacks included) and prints one row per model: the strongest of the five
-attacks' AUC, the utilities and, for SMP-LoRA, its gap to the early-stopping frontier in held-out loss (positive:
-more private than every LoRA checkpoint that fits held-out images at least as well). The rule: among the settings that
-fit held-out images better than the base model (a defense must adapt), the one with the largest gap (None, beyond
-every checkpoint's utility, counts as largest); ties by held-out loss. (The rule first fixed, the largest gap of all
-settings, picked lam 3, whose held-out loss is worse than the base model's; the adaptation condition was added then,
-on these development seeds.)
+attacks' AUC and auc_dev, the utilities and, for SMP-LoRA, its gap to the early-stopping frontier in held-out loss:
+the frontier's auc_dev at SMP-LoRA's held-out loss, interpolated linearly between LoRA's checkpoints
+(``powered.frontier_value``), minus SMP-LoRA's (positive: more private than LoRA stopped early at the same fit). The
+rule: among the settings that fit held-out images better than the base model (a defense must adapt), the one with
+the largest gap (None, beyond every checkpoint's utility, counts as largest); ties by held-out loss. (The rule first
+fixed, the largest gap of all settings, picked lam 3, whose held-out loss is worse than the base model's; the
+adaptation condition was added then, on these development seeds. Those choices read the gap in raw AUC along a
+staircase of checkpoints; since issue 27 it is in auc_dev, interpolated.)
 The confirmatory seeds (``config.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``; the
 table and the choice to benchmarks/RESULTS.md.
 """
@@ -22,9 +24,7 @@ import json
 import os
 import sys
 
-from smplora_nb import attack, config, evaluate, grids, metrics, models, paths, runs, sets, study, tables
-
-FRONTIER_EPOCHS = (1, 2, 5, 15, 45)                    # notebook 06's default
+from smplora_nb import attack, config, evaluate, grids, metrics, models, paths, powered, runs, sets, study, tables
 
 
 def main(argv=None) -> int:
@@ -35,31 +35,33 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
     cfg = config.make("tiny", **config.DEV_SEEDS)
-    seed = cfg.train.seed
+    seed = cfg.train.seed                               # split 0: the development split, first training seed
     items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)
-    grid = dict(grids.snapshot_run(cfg, FRONTIER_EPOCHS, seed))
+    grid = grids.method_runs(cfg, ["lora"], [0], {})      # plain LoRA saving the frontier's snapshots
     for lam, feature, plr in itertools.product(args.lams, args.features, args.proxy_lrs):
         grid["smp_lora", lam, feature, plr] = config.replace(cfg, method="smp_lora", lam=lam, proxy_feature=feature,
                                                              proxy_lr=plr)
     trained = runs.train_many(grid, splits, base)
-    audited = {("lora_snapshot", e): f for e, f in runs.snapshots(trained["lora_snapshot", seed]).items()}
+    audited = {("lora_snapshot", e): f for e, f in runs.snapshots(trained["lora", 0]).items()}
     audited.update({("lora_snapshot", 0): None, **{k: v for k, v in trained.items() if k[0] == "smp_lora"}})
     evals = evaluate.evaluate_many(base, audited, splits, metrics.quality_extractor(splits, cfg, items),
                                    {k: seed for k in audited}, steps=cfg.model.sample_steps,
                                    guidance_scale=cfg.model.guidance_scale)
 
     def row(key):
-        aucs = {a: evals[key]["audit"][a]["auc"] for a in attack.MAP_ATTACKS}
-        return {"model": key[0], "setting": " ".join(map(str, key[1:])), "strongest_auc": max(aucs.values()),
-                "strongest": max(aucs, key=aucs.get), "paper_attack_auc": aucs["loss_map_mlp"],
-                **study.utility(evals[key])}
+        devs = {a: evals[key]["audit"][a]["auc_dev"] for a in attack.MAP_ATTACKS}
+        strongest = max(devs, key=devs.get)
+        return {"model": key[0], "setting": " ".join(map(str, key[1:])), "strongest": strongest,
+                "strongest_auc": evals[key]["audit"][strongest]["auc"], "strongest_auc_dev": devs[strongest],
+                "paper_attack_auc": evals[key]["audit"]["loss_map_mlp"]["auc"], **study.utility(evals[key])}
     curve = [row(k) for k in sorted((k for k in evals if k[0] == "lora_snapshot"), key=lambda k: k[1])]
-    line = [(r["heldout_loss"], r["strongest_auc"]) for r in curve]
+    us, devs = [r["heldout_loss"] for r in curve], [r["strongest_auc_dev"] for r in curve]   # in training order
     rows = []
     for k in (k for k in evals if k[0] == "smp_lora"):
         r = row(k)
-        r["frontier_gap"] = metrics.frontier_gap(line, r["heldout_loss"], r["strongest_auc"])
+        gap = powered.frontier_value(us, devs, r["heldout_loss"]) - r["strongest_auc_dev"]
+        r["frontier_gap"] = gap if gap != float("inf") else None                # beyond every checkpoint's fit
         rows.append(r)
     adapts = [r for r in rows if r["heldout_loss"] < curve[0]["heldout_loss"]]          # curve[0]: the base model
     choice = max(adapts, key=lambda r: (float("inf") if r["frontier_gap"] is None else r["frontier_gap"],

@@ -1,10 +1,12 @@
 """Command line of smplora_nb.
 
 ``python -m smplora_nb notebooks [--profile tiny] [--only 01 ...] [-p NAME VALUE ...]`` executes the notebooks.
-``python -m smplora_nb reproduce [--profile tiny|paper] [--only 02,04 ...] [--seeds 3] [--shard I/N] [--dev]`` executes
-them too, skipping notebooks whose last run had the same code and parameters (training runs and audits are cached
-either way), and writes ``outputs/REPORT.md``. ``--dev`` runs the tiny profile on its development seeds
-(``config.DEV_SEEDS``) into ``outputs/dev/``: the runs on which knobs are chosen, apart from the confirmatory ones.
+``python -m smplora_nb reproduce [--profile tiny|paper] [--only 02,04 ...] [--splits 3] [--shard I/N] [--dev]
+[--powered]`` executes them too, skipping notebooks whose last run had the same code and parameters (training runs
+and audits are cached either way), and writes ``outputs/REPORT.md``. ``--dev`` runs the tiny profile on its
+development seeds (``config.DEV_SEEDS``) into ``outputs/dev/``: the runs on which knobs are chosen, apart from the
+confirmatory ones. ``--powered`` runs the powered audit (notebooks 01 and 06 over ``config.POWERED``'s member splits)
+into ``outputs/powered/``.
 ``python -m smplora_nb train [--profile paper] [-p method smp_lora ...]`` trains one run into the run cache, where
 the notebooks find it. Under ``accelerate launch --multi_gpu --num_processes N -m smplora_nb train ...`` the run is
 data-parallel over N processes (GPUs, or CPU processes over gloo on a machine without GPU).
@@ -32,12 +34,16 @@ def main(argv=None) -> int:
     _common(sub.add_parser("notebooks", help="execute the notebook series with papermill"))
     rep = sub.add_parser("reproduce", help="execute the series (cached, resumable) and write outputs/REPORT.md")
     _common(rep)
-    rep.add_argument("--seeds", type=int, default=None, help="seeds per method (notebooks with n_seeds; paper: 3)")
+    rep.add_argument("--splits", type=int, default=None,
+                     help="member splits per method (notebooks with n_splits; split k: member_seed k, seed + k)")
     rep.add_argument("--shard", default=None, metavar="I/N",
                      help="train only every N-th run (the I-th of each N) and stop; rerun without it to finish")
     rep.add_argument("--force", action="store_true", help="re-execute notebooks even when their result is cached")
     rep.add_argument("--dev", action="store_true",
                      help="the development seeds (config.DEV_SEEDS) into outputs/dev/, for choosing knobs")
+    rep.add_argument("--powered", action="store_true",
+                     help="the powered audit: notebooks 01 and 06 over config.POWERED's member splits into "
+                          "outputs/powered/ (the README's headline verdicts)")
     tr = sub.add_parser("train", help="train one run into the run cache (works under accelerate launch)")
     tr.add_argument("--profile", default="tiny", help="config profile: tiny, paper or colab")
     tr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -50,13 +56,15 @@ def main(argv=None) -> int:
         if args.command == "notebooks":
             runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress)
             return 0
-        if args.seeds is not None and args.seeds < 1:
-            raise ValueError("--seeds must be at least 1")
+        if args.splits is not None and args.splits < 1:
+            raise ValueError("--splits must be at least 1")
         if args.dev:
             _development(params)
+        optional = {} if args.splits is None else {"n_splits": args.splits}
+        if args.powered:
+            optional = _powered(args, optional)
         runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress,
-                   cache=not args.force, shard=args.shard,
-                   optional={} if args.seeds is None else {"n_seeds": args.seeds})
+                   cache=not args.force, shard=args.shard, optional=optional)
         if args.shard is None:
             from . import report
 
@@ -111,6 +119,20 @@ def _development(params: dict) -> None:
     params.update(config.DEV_SEEDS)
     os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
     print(f"[smplora_nb] development seeds {config.DEV_SEEDS} into {paths.outputs_root()}", flush=True)
+
+
+def _powered(args, optional: dict) -> dict:
+    """``reproduce --powered``: notebooks 01 and 06 (unless ``--only`` says otherwise) with the powered design's
+    member splits (``config.POWERED``, or ``--splits``), in their own outputs folder ``powered/``."""
+    import os
+
+    from . import config, paths
+
+    os.environ["SMPLORA_OUTPUTS"] = str(paths.outputs_root() / "powered")
+    args.only = args.only or ["01", "06"]
+    out = {**config.POWERED, **optional}
+    print(f"[smplora_nb] the powered audit: {out['n_splits']} member splits into {paths.outputs_root()}", flush=True)
+    return out
 
 
 def _train(profile: str, params: dict) -> int:

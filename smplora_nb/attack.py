@@ -32,12 +32,13 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from . import losses, metrics, mlp, parallel, paths, scores, sets
+from . import labels, losses, metrics, mlp, parallel, paths, scores, sets
 
 TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000) of the loss maps
 N_DRAWS = 4                           # noise draws averaged per timestep
 AUDIT_VERSION = 1                     # bump when an attack's computation changes (cache key)
-PAPER_ATTACK = "loss_map_mlp"
+RECORD_VERSION = 2                    # bump when a record's fields change (2: D_aux scores, issue 27)
+PAPER_ATTACK = labels.PAPER_ATTACK
 
 
 @dataclass(frozen=True)
@@ -81,17 +82,16 @@ class _FittedMLP:
 
 
 ATTACKS = {a.name: a for a in (
-    Attack("loss_map_mlp", "loss-map MLP (paper)", "log_maps", "mlp"),
-    Attack("loss_map_mlp_paper", "loss-map MLP, paper's exact recipe", "raw_random_maps", "mlp"),
-    Attack("loss_map_mlp_ref", "loss-map MLP - base (reference)", "calibrated_maps", "mlp", reference=True),
-    Attack("loss_at_t", "Loss@t", "loss", "threshold"),
-    Attack("loss_at_t_ref", "Loss@t - base (reference)", "loss_ref", "threshold", reference=True),
-    Attack("pia", "PIA", "pia", "threshold"),
-    Attack("pian", "PIAN", "pian", "threshold"),
-    Attack("secmi", "SecMI_stat", "secmi", "threshold"),
-    Attack("sima", "SimA", "sima", "threshold"))}
+    Attack("loss_map_mlp", labels.ATTACKS["loss_map_mlp"], "log_maps", "mlp"),
+    Attack("loss_map_mlp_paper", labels.ATTACKS["loss_map_mlp_paper"], "raw_random_maps", "mlp"),
+    Attack("loss_map_mlp_ref", labels.ATTACKS["loss_map_mlp_ref"], "calibrated_maps", "mlp", reference=True),
+    Attack("loss_at_t", labels.ATTACKS["loss_at_t"], "loss", "threshold"),
+    Attack("loss_at_t_ref", labels.ATTACKS["loss_at_t_ref"], "loss_ref", "threshold", reference=True),
+    Attack("pia", labels.ATTACKS["pia"], "pia", "threshold"),
+    Attack("pian", labels.ATTACKS["pian"], "pian", "threshold"),
+    Attack("secmi", labels.ATTACKS["secmi"], "secmi", "threshold"),
+    Attack("sima", labels.ATTACKS["sima"], "sima", "threshold"))}
 MAP_ATTACKS = tuple(a for a in ATTACKS if ATTACKS[a].reads not in scores.SCORES)   # read the loss maps only
-LABELS = {a.name: a.label for a in ATTACKS.values()}
 # The strongest map attack on plain LoRA, chosen on the development seeds (config.DEV_SEEDS; notebook 02 in
 # outputs/dev: mean AUC 0.85, against 0.82 for loss_at_t_ref and 0.77 for the paper's loss_map_mlp) and then fixed:
 # the confirmatory claim "LoRA leaks to the strongest attack" reads this one, not the best on D_te.
@@ -218,7 +218,8 @@ def folder(base, run) -> Path:
 
 def _record_path(base, run, splits, name: str, seed: int, n_boot: int, mlp_epochs: int) -> Path:
     att = ATTACKS[name]
-    key = {"version": AUDIT_VERSION, "attack": name, "reads": att.reads, "timesteps": att.timesteps(),
+    key = {"version": AUDIT_VERSION, "record": RECORD_VERSION, "attack": name, "reads": att.reads,
+           "timesteps": att.timesteps(),
            "recipe": att.recipe(mlp_epochs), "n_boot": n_boot,
            "sets": {k: [(it.sha256, it.caption) for it in splits[k]] for k in sets.PRIVATE}}
     key.update({"seed": seed} if att.fitted_as == "mlp" else {})         # threshold attacks draw no randomness
@@ -253,8 +254,10 @@ def audit(base, run, splits, attacks=MAP_ATTACKS, seed: int = 0, n_boot: int = 1
 def _audit_one(att: Attack, x: dict, seed: int, n_boot: int, mlp_epochs: int) -> dict:
     fitted = att.fit(x["member_aux"], x["nonmember_aux"], seed, mlp_epochs)
     sm, sn = fitted.score(x["member_te"]), fitted.score(x["nonmember_te"])
+    am, an = fitted.score(x["member_aux"]), fitted.score(x["nonmember_aux"])   # for thresholds chosen on D_aux later
     return {**metrics.membership(sm, sn, fitted.threshold), "ci": metrics.bootstrap_ci(sm, sn, n_boot),
-            "chosen_on_aux": fitted.knobs(), "scores_member": sm.tolist(), "scores_nonmember": sn.tolist()}
+            "chosen_on_aux": fitted.knobs(), "scores_member": sm.tolist(), "scores_nonmember": sn.tolist(),
+            "aux_scores_member": am.tolist(), "aux_scores_nonmember": an.tolist()}
 
 
 def cached(base, run, splits, attacks=MAP_ATTACKS, seed: int = 0, n_boot: int = 1000, mlp_epochs: int = 100) -> bool:

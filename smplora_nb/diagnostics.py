@@ -81,6 +81,7 @@ def summarize_log(log: dict) -> dict:
     if len(hess) >= 3 and len(hess[0]) == 3:
         eig, gn = np.abs([h[1] for h in hess]), np.array([h[2] for h in hess])      # Hessian norm = abs(lambda)
         out["hessian_mean"], out["hessian_std"] = float(eig.mean()), float(eig.std())
+        out["n_hessian"] = len(hess)
         if eig.std() > 0 and gn.std() > 0:
             r = pearsonr(gn, eig)
             out["pcc_grad_hessian"], out["pcc_p_value"] = float(r.statistic), float(r.pvalue)

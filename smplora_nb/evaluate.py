@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import numpy as np
 
-from . import attack, models, parallel, paths
+from . import attack, metrics, models, parallel, paths, sets
 
 EVAL_VERSION = 3                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
@@ -34,19 +34,22 @@ def _key(splits, extractor, steps, guidance_scale) -> str:
 def evaluate_many(base, runs: dict, splits, extractor, seeds: dict, attacks=attack.MAP_ATTACKS, mlp_epochs: int = 100,
                   n_boot: int = N_BOOT, steps: int = 25, guidance_scale: float = 5.0, workers: int | None = None,
                   progress: bool = True) -> dict:
-    """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]``. Audits not cached yet run
-    side by side on CPU (``parallel.side_by_side``, one thread each, the most work left first); every result is
-    then read from the cache."""
+    """``evaluate`` for every ``{key: run folder}``, with the attack seed ``seeds[key]`` and the sets ``splits``
+    (the same for every run, or ``{key: sets}``). Audits not cached yet run side by side on CPU
+    (``parallel.side_by_side``, one thread each, the most work left first); every result is then read from the
+    cache."""
     kw = dict(attacks=tuple(attacks), mlp_epochs=mlp_epochs, n_boot=n_boot, steps=steps, guidance_scale=guidance_scale)
-    todo, cost = {}, {}                                 # one audit per distinct (run, seed)
+    sets_of = sets.per_key(splits, runs)
+    todo, cost = {}, {}                                 # one audit per distinct (run, split, seed)
     for k, run in runs.items():
-        left = _work_left(base, run, splits, extractor, seeds[k], **kw)
+        left = _work_left(base, run, sets_of[k], extractor, seeds[k], **kw)
+        job = (str(run), _key(sets_of[k], extractor, steps, guidance_scale), seeds[k])
         if left:
-            todo.setdefault((str(run), seeds[k]), (base, run, splits, extractor, seeds[k], kw))
-            cost[str(run), seeds[k]] = left
+            todo.setdefault(job, (base, run, sets_of[k], extractor, seeds[k], kw))
+            cost[job] = left
     todo = {j: todo[j] for j in sorted(todo, key=lambda j: -cost[j])}
     parallel.side_by_side(_evaluate_quietly, todo, workers, progress, desc="audits", costs=cost)
-    return {k: evaluate(base, run, splits, extractor, seeds[k], **kw) for k, run in runs.items()}
+    return {k: evaluate(base, run, sets_of[k], extractor, seeds[k], **kw) for k, run in runs.items()}
 
 
 def _work_left(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, steps, guidance_scale) -> float:
@@ -91,3 +94,19 @@ def evaluate(base, run, splits, extractor, seed: int, attacks=attack.MAP_ATTACKS
     paths.atomic_write_bytes(folder / f"{key}_samples.npy", buf.getvalue())
     paths.write_json(folder / f"{key}.json", out)
     return {**out, "audit": audit, "samples": np.asarray(images[:N_SAMPLES])}
+
+
+def fid_floor(base, run, splits, extractor, steps: int = 25, guidance_scale: float = 5.0) -> dict:
+    """The sampling floor of FID and KID: the distance between two independent sample sets of one model from the
+    same member captions (sampling seeds 0 and 1). A difference of two models' FIDs inside it is sampling noise.
+    Cached beside the model's audits."""
+    members = splits["member_aux"] + splits["member_te"]
+    path = attack.folder(base, run) / f"floor_{_key(splits, extractor, steps, guidance_scale)}.json"
+    out = paths.read_cached(path, what="measuring the floor again")
+    if out is None:
+        pipe = attack.Probe(base, run, splits).pipe
+        a, b = (models.generate(pipe, [it.caption for it in members], seed=s, steps=steps,
+                                guidance_scale=guidance_scale, resolution=members[0].image.shape[0]) for s in (0, 1))
+        out = metrics.fid_kid(extractor.features(a), extractor.features(b))
+        paths.write_json(path, out)
+    return out

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import labels
 from .sets import judge
 
 TINY_FEATURES = ("digit-CNN logits (10-d) trained on the judge set, the images outside the four private sets "
@@ -77,14 +78,6 @@ def bootstrap_ci(scores_member, scores_nonmember, n_boot: int = 1000, level: flo
     for k, v in stats.items():
         out[k] = None if v[0] is None else [float(np.percentile(v, lo)), float(np.percentile(v, hi))]
     return out
-
-
-def frontier_gap(curve, fid: float, auc: float) -> float | None:
-    """How far a method lies beyond the early-stopping frontier: the lowest AUC of plain LoRA over its checkpoints
-    ``curve`` = [(FID, AUC), ...] whose FID is at most the method's, minus the method's AUC. Positive: more private
-    than every checkpoint of equal or better image quality. ``None``: no checkpoint reached the method's quality."""
-    reachable = [a for f, a in curve if f <= fid]
-    return None if not reachable else float(min(reachable) - auc)
 
 
 def roc(scores_member, scores_nonmember) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +189,13 @@ def fid_kid(feats_real: np.ndarray, feats_fake: np.ndarray) -> dict:
     return {"fid": float(cfid.fid_from_feats(feats_real, feats_fake)), "kid": float(kid)}
 
 
-def summarize(per_seed: dict) -> dict:
-    """Mean and standard error over seeds of every numeric metric: ``{seed: {name: value}}`` -> mean, sem, n."""
-    names = {k for m in per_seed.values() for k, v in m.items() if isinstance(v, (int, float)) or v is None}
-    out = {"mean": {}, "sem": {}, "n_seeds": len(per_seed)}
+def summarize(per_split: dict) -> dict:
+    """Mean and standard error over splits of every numeric metric: ``{split: {name: value}}`` -> mean, sem, n."""
+    names = {k for m in per_split.values() for k, v in m.items() if isinstance(v, (int, float)) or v is None}
+    out = {"mean": {}, "sem": {}, "n_splits": len(per_split)}
     for k in sorted(names):
-        vals = [m[k] for m in per_seed.values() if isinstance(m.get(k), (int, float))]
-        if len(vals) < len(per_seed) or not vals:                        # "not measurable" somewhere
+        vals = [m[k] for m in per_split.values() if isinstance(m.get(k), (int, float))]
+        if len(vals) < len(per_split) or not vals:                       # "not measurable" somewhere
             out["mean"][k] = out["sem"][k] = None
             continue
         out["mean"][k] = float(np.mean(vals))
@@ -211,7 +204,7 @@ def summarize(per_seed: dict) -> dict:
 
 
 MEMBERSHIP = ("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr")
-PAPER_ATTACK = "loss_map_mlp"
+PAPER_ATTACK = labels.PAPER_ATTACK
 
 
 class QualityExtractor:
@@ -305,28 +298,17 @@ def _inception_features():
 
 
 def method_summary(audits: dict, quality: dict) -> dict:
-    """Per-seed and mean +- s.e. results of one method: every attack, quality, and the headline ``mean``/``sem``
-    (the paper's attack plus FID/KID), in the vocabulary of all notebooks."""
-    seeds = list(audits)
-    per_seed = {s: {**{a: {k: v for k, v in audits[s][a].items() if not k.startswith("scores_")}
-                       for a in audits[s]}, "quality": quality[s]} for s in seeds}
-    attacks = {a: summarize({s: audits[s][a] for s in seeds}) for a in audits[seeds[0]]}
+    """Per-split and mean +- s.e. results of one method: every attack, quality, and the headline ``mean``/``sem``
+    (the paper's attack plus FID/KID), in the vocabulary of all notebooks. ``audits`` = ``{split: {attack:
+    record}}``; the records' per-image scores stay out (``metrics.json`` keeps the numbers, not the scores)."""
+    splits = list(audits)
+    per_split = {s: {**{a: {k: v for k, v in audits[s][a].items() if "scores_" not in k} for a in audits[s]},
+                     "quality": quality[s]} for s in splits}
+    attacks = {a: summarize({s: audits[s][a] for s in splits}) for a in audits[splits[0]]}
     qual = summarize(quality)
-    return {"per_seed": per_seed, "attacks": attacks, "quality": qual,
+    return {"per_split": per_split, "attacks": attacks, "quality": qual,
             "mean": {**{k: attacks[PAPER_ATTACK]["mean"][k] for k in MEMBERSHIP}, **qual["mean"]},
             "sem": {**{k: attacks[PAPER_ATTACK]["sem"][k] for k in MEMBERSHIP}, **qual["sem"]}}
-
-
-def claim(text: str, value, op: str, target: float) -> dict:
-    """A checkable statement about a measured value, e.g. ``claim("LoRA ASR", 0.81, ">=", 0.70)``; stored in
-    ``metrics.json["claims"]`` and printed by the runner, so every run says which claims held."""
-    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
-    if op not in ops:
-        raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
-    if value is not None and not np.isfinite(value):                   # not measurable (e.g. 0/0): does not hold
-        value = None
-    holds = value is not None and bool(ops[op](value, target))
-    return {"claim": text, "value": value, "op": op, "target": target, "holds": holds}
 
 
 def accuracy_by_domain(clf, images, labels, private_classes) -> dict:
@@ -340,4 +322,5 @@ def accuracy_by_domain(clf, images, labels, private_classes) -> dict:
         for name, mask in (("public", ~private), ("private", private)):
             if mask.any():
                 out[f"digit_accuracy_base_{name}_classes"] = digit_accuracy(clf, images[mask], labels[mask])
+                out[f"n_base_{name}_classes"] = int(mask.sum())
     return out

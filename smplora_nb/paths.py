@@ -223,23 +223,6 @@ def read_metrics(stem: str) -> dict:
     return read_json(path)
 
 
-def write_table(stem: str, name: str, rows: list[dict], columns: list[str] | None = None) -> tuple[Path, Path]:
-    """Write ``outputs/<stem>/<name>.csv`` and ``<name>.md`` (a Markdown table) atomically; floats to 4 digits."""
-    import csv
-    import io
-
-    from .tables import fmt, markdown
-
-    columns = columns or list(dict.fromkeys(c for r in rows for c in r))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(columns)
-    writer.writerows([[fmt(r.get(c)) for c in columns] for r in rows])
-    folder = stage_dir(stem)
-    return (atomic_write_bytes(folder / f"{name}.csv", buf.getvalue().encode()),
-            atomic_write_bytes(folder / f"{name}.md", (markdown(rows, columns) + "\n").encode()))
-
-
 def save_figure(fig, stem: str, name: str) -> Path:
     """Save a matplotlib figure as ``outputs/<stem>/<name>.png`` atomically."""
     import io

@@ -8,10 +8,13 @@ the ablations of Tables 6 (lam), 7 (learning rate) and 8 (LoRA rank). Its FIDs u
 """
 from __future__ import annotations
 
+from .labels import label
+
 import datetime
 from pathlib import Path
 
 from . import paths
+from .claims import counted
 
 COLUMNS = ("fid", "kid", "asr", "auc_dev", "tpr_at_5pct_fpr")
 PAPER_TABLE1 = {                                                       # Pokemon; ASR and TPR as fractions
@@ -58,8 +61,6 @@ def _load(root: Path) -> dict:
 def table1(m: dict) -> list[str]:
     """Notebook 04's Table 1 analogue next to the paper's Pokemon row."""
     from .tables import markdown
-    from .viz import label
-
     rows = [{"method": label(k), **{f"{c} (here)": _pm(m[k]["mean"], m[k]["sem"], c) for c in COLUMNS},
              "paper: " + " / ".join(COLUMNS): " / ".join(f"{PAPER_TABLE1[k][c]:g}" for c in COLUMNS)
              if k in PAPER_TABLE1 else ""}
@@ -94,21 +95,26 @@ def ablations(m: dict) -> list[str]:
 
 
 def attacks06(m: dict) -> list[str]:
-    """AUC [95% bootstrap interval] of every method against every attack (first seed), and the frontier gaps."""
-    from .tables import markdown
-    from .viz import label
-
-    rows = [{"method": label(model), **{label(a): f"{m['matrix'][model][a]['auc']:.2f} [{m['matrix'][model][a]['ci']['auc'][0]:.2f}, "
-                                                 f"{m['matrix'][model][a]['ci']['auc'][1]:.2f}]" for a in m["attack_order"]},
+    """AUC [95% interval] and verdict of every method against every attack, pooled over the member splits, and the
+    comparisons with LoRA stopped early and with utility-matched DP-LoRA."""
+    from .tables import frontier_rows, markdown, versus_rows
+    cell = lambda r: f"{r['auc']:.2f} [{r['ci']['auc'][0]:.2f}, {r['ci']['auc'][1]:.2f}] {r['verdict']}"  # noqa: E731
+    rows = [{"method": label(model), **{label(a): cell(m["pooled"][model][a]) for a in m["attack_order"]},
              "FID": _f(m["utility"][model]["fid"], 2)} for model in m["model_order"]]
-    out = ["AUC on `D_te` [95% bootstrap interval], first seed; every knob fitted on `D_aux`. "
-           "Full table with TPR at low FPR: `06_stronger_attacks_and_baselines/attack_matrix.md`.", "",
-           markdown(rows, align={c: "r" for c in rows[0] if c != "method"})]
-    for a, by_utility in m["frontier"].items():
-        for u, f in by_utility.items():
-            gaps = ", ".join(f"{label(g)} {_f(v)}" for g, v in f["gap"].items())
-            out += ["", f"Frontier gap for {label(a)}, utility {u} (positive: beyond LoRA stopped early at equal "
-                        f"or better utility): {gaps}."]
+    power = next(iter(m["pooled"]["smp_lora"].values()))["power"] if "smp_lora" in m["pooled"] else None
+    out = [f"AUC on `D_te` [95% interval] and verdict, pooled over member splits {m.get('splits')}; every knob fitted "
+           "on `D_aux`. Full table with the power figures: `06_stronger_attacks_and_baselines/attack_matrix.md`; "
+           "per-image scores: `06_stronger_attacks_and_baselines/scores.csv`.", ""]
+    if power:
+        from .power import describe
+
+        out += [f"What the verdicts could detect: {describe(power)}.", ""]
+    out += [markdown(rows, align={c: "r" for c in rows[0] if c != "method"})]
+    if m.get("frontier"):
+        out += ["", "Against LoRA stopped early (gap in auc_dev at the method's utility, paired 95% interval):", "",
+                markdown(frontier_rows(m["frontier"]))]
+    if m.get("vs_dp"):
+        out += ["", "Against DP-LoRA at matched held-out loss:", "", markdown(versus_rows(m["vs_dp"]))]
     return out
 
 
@@ -118,12 +124,15 @@ def seeds(found: dict) -> list[str]:
     from .config import CONFIRM_SEEDS, DEV_SEEDS
 
     split = found.get("01_data_splitting", {}).get("metrics", {}).get("split_seed")
-    train = found.get("02_membership_inference_attack", {}).get("metrics", {}).get("seeds")
+    train = next((found[s]["metrics"].get("seeds") for s in ("02_membership_inference_attack",
+                                                               "06_stronger_attacks_and_baselines") if s in found), None)
+    train = list(train.values()) if isinstance(train, dict) else train
     kind = "other seeds"
     for name, ref in (("confirmatory", CONFIRM_SEEDS), ("development", DEV_SEEDS)):
         if split == ref["split_seed"] and train and train[0] == ref["seed"]:
             kind = name
-    return [f"This report's runs: split seed {split}, training seeds {train}: **{kind}**. The protocol "
+    return [f"This report's runs: split seed {split}, training seeds {train} (split k: seed + k): **{kind}**. The "
+            f"protocol "
             f"(`config.DEV_SEEDS`, `config.CONFIRM_SEEDS`): every knob of the tiny profile was chosen on the "
             f"development split seed {DEV_SEEDS['split_seed']} and training seeds {DEV_SEEDS['seed']}, "
             f"{DEV_SEEDS['seed'] + 1}, {DEV_SEEDS['seed'] + 2} (`reproduce --dev`, into `outputs/dev/`); the headline "
@@ -153,24 +162,29 @@ def write(root: Path | None = None, command: str = "") -> Path:
     lines += ["## Claims checked by each notebook", "", "| notebook | profile | claims held | run time |",
               "|---|---|---:|---:|"]
     for stem, d in found.items():
-        claims = d["metrics"].get("claims", [])
+        claims = counted(d["metrics"].get("claims", []))
         secs = d["run"].get("seconds")
         lines.append(f"| [{stem}]({stem}/{stem}.ipynb) | {d['metrics'].get('profile', '')} | "
                      f"{sum(c['holds'] for c in claims)} / {len(claims)} | "
                      f"{'' if secs is None else f'{secs:.0f} s'} |")
-    failed = [(stem, c) for stem, d in found.items() for c in d["metrics"].get("claims", []) if not c["holds"]]
+    failed = [(stem, c) for stem, d in found.items() for c in counted(d["metrics"].get("claims", [])) if not c["holds"]]
+    untestable = [(stem, c) for stem, d in found.items() for c in d["metrics"].get("claims", [])
+                  if c.get("kind") == "not testable"]
     if failed:
         lines += ["", "Claims that did **not** hold:", ""]
         lines += [f"- `{stem}`: {c['claim']} (measured {_f(c['value'])}, target {c['op']} {c['target']})"
                   for stem, c in failed]
+    if untestable:
+        lines += ["", "Claims **not testable at this size** (neither held nor failed; what they would need):", ""]
+        lines += [f"- `{stem}`: {c['claim']} ({c.get('power', '')})" for stem, c in untestable]
     m02 = found.get("02_membership_inference_attack", {}).get("metrics")
     if m02 and "utility" in m02:
-        lines += ["", "## What fine-tuning buys (notebook 02)", "", "Means over seeds, sd over seeds in brackets.",
+        lines += ["", "## What fine-tuning buys (notebook 02)", "", "Means over member splits, sd over splits in brackets.",
                   ""] + utilities(m02)
     m04 = found.get("04_smp_lora_training", {}).get("metrics")
     if m04:
         lines += ["", "## Table 1 analogue (notebook 04)", "",
-                  f"Mean ± s.e. over seeds {m04.get('seeds')}; the paper's attack (loss-map MLP) on `D_te`. "
+                  f"Mean ± s.e. over member splits {m04.get('splits')}; the paper's attack (loss-map MLP) on `D_te`. "
                   f"Quality features: {m04.get('feature_extractor', '')}.", ""] + table1(m04)
     m05 = found.get("05_ablations", {}).get("metrics")
     if m05:
@@ -178,7 +192,7 @@ def write(root: Path | None = None, command: str = "") -> Path:
     m06 = found.get("06_stronger_attacks_and_baselines", {}).get("metrics")
     if m06:
         lines += ["", "## Other attacks, DP-LoRA and the early-stopping frontier (notebook 06)", ""] + attacks06(m06)
-        lines += ["", "Utilities of notebook 06's models (means over seeds; sd over seeds; the verdict against LoRA is "
+        lines += ["", "Utilities of notebook 06's models (means over splits; sd over splits; the verdict against LoRA is "
                   "\"no difference\" inside twice the larger sd):", ""] + utilities(m06)
     lines += ["", "## Figures", ""]
     for stem, d in found.items():

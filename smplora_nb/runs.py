@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from . import lora, methods, parallel, paths
+from . import lora, methods, parallel, paths, sets
 from . import train as loop_module
 
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
@@ -106,8 +106,10 @@ def _damage(folder: Path, log: dict, tc) -> str | None:
 
 
 def cached(cfgs: dict, splits, base) -> dict:
-    """``{key: run folder}`` of the runs of ``cfgs`` that are finished in the cache (nothing is trained)."""
-    folders = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
+    """``{key: run folder}`` of the runs of ``cfgs`` that are finished in the cache (nothing is trained); ``splits``
+    as in ``train_many``."""
+    sets_of = sets.per_key(splits, cfgs)
+    folders = {k: run_folder(c, sets_of[k], base) for k, c in cfgs.items()}
     return {k: f for k, f in folders.items() if finished(f, cfgs[k].train)}
 
 
@@ -263,6 +265,11 @@ def _same_everywhere(accelerator, model) -> bool:
     return bool((sums == sums[0]).all())
 
 
+def logs(trained: dict) -> dict:
+    """``{key: train_log}`` of ``{key: run folder}``."""
+    return {k: paths.read_json(Path(r) / "train_log.json") for k, r in trained.items()}
+
+
 def snapshots(run) -> dict[int, Path]:
     """``{epoch: folder}`` of a run's LoRA snapshots (``snapshot_epochs``) plus its final LoRA at its last epoch;
     every folder holds ``lora/`` and can be passed to ``evaluate.evaluate`` like a run."""
@@ -285,7 +292,8 @@ def _train_path(cfg, splits, base, progress) -> str:
 
 
 def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: bool = True) -> dict:
-    """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache.
+    """Train several runs, ``{key: cfg}`` -> ``{key: run folder}``; finished runs come from the cache. ``splits``:
+    the sets of every run, or ``{key: sets}`` (runs on several member splits).
 
     Independent runs go through ``parallel.side_by_side``: on CPU, one thread per run, in separate processes on
     ``workers`` cores, the longest first (or all at once when that ends sooner); on a GPU one after another. An
@@ -294,7 +302,8 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     split a sweep, and a final call without ``--shard`` finds every run in the cache. Configs that differ only in
     the Hessian diagnostic share a run; it is trained once, with the diagnostic.
     """
-    out = {k: run_folder(c, splits, base) for k, c in cfgs.items()}
+    sets_of = sets.per_key(splits, cfgs)
+    out = {k: run_folder(c, sets_of[k], base) for k, c in cfgs.items()}
     distinct = {}                                       # one job per distinct run (equal configs share a folder)
     for k in sorted(cfgs, key=lambda k: cfgs[k].train.hessian_every == 0):   # a Hessian-carrying config first
         distinct.setdefault(out[k], k)
@@ -305,7 +314,7 @@ def train_many(cfgs: dict, splits, base, workers: int | None = None, progress: b
     todo = sorted((k for k in mine if not finished(out[k], cfgs[k].train)), key=lambda k: -_cost(cfgs[k]))
     in_turn = torch.cuda.is_available() or (workers or parallel.default_workers()) == 1
     inner = progress and in_turn                                          # per-epoch bars when runs go in turn
-    parallel.side_by_side(_train_path, {k: (cfgs[k], splits, base, inner) for k in todo}, workers, progress,
+    parallel.side_by_side(_train_path, {k: (cfgs[k], sets_of[k], base, inner) for k in todo}, workers, progress,
                           desc="training runs", costs={k: _cost(cfgs[k]) for k in todo})
     if shard:
         raise parallel.ShardComplete(f"shard {shard[0]}/{shard[1]} trained {len(todo)} of its {len(mine)} runs "

@@ -3,9 +3,11 @@
 
 Keys are the glossary's names: models ``base``, ``lora``, ``lora_early_stop``, ``mp_lora`` (and its stabilised
 variants), ``smp_lora`` (and ``smp_lora_two_forwards``), ``dp_lora_eps<epsilon>`` (its epsilon also a field of its
-``dp`` record); attacks as in ``attack.ATTACKS``. A *method record* is ``metrics.method_summary``'s: ``per_seed``,
-``attacks`` (mean and s.e. per attack), ``quality``, and the headline ``mean`` / ``sem`` (the paper's attack plus
-FID/KID). ``utility.<model>`` holds ``fid``, ``kid``, ``heldout_loss`` (mean loss on D_te's non-members) and, with
+``dp`` record); attacks as in ``attack.ATTACKS``. A *method record* is ``metrics.method_summary``'s: ``per_split``,
+``attacks`` (mean and s.e. over member splits per attack), ``quality``, and the headline ``mean`` / ``sem`` (the
+paper's attack plus FID/KID). A *pooled record* (``pooled.<model>.<attack>``) is ``pooled.Pooled.record``'s: the AUC
+pooled over the member splits with its 95% and 90% (TOST) intervals, the verdict and its power figures. Every claim
+has a ``kind``: "claim", "descriptive" or "not testable" (``claims``). ``utility.<model>`` holds ``fid``, ``kid``, ``heldout_loss`` (mean loss on D_te's non-members) and, with
 class labels, ``sample_accuracy`` (``study.utility``); ``utility_noise_floor.<model>.<utility>`` its sd over seeds
 and the thread-count floor (``study.utility_floors``). ``viz.label`` gives the words a reader sees.
 """
@@ -15,20 +17,22 @@ from pathlib import Path
 
 from . import paths
 
-METHOD_RECORD = ("per_seed", "attacks", "quality", "mean", "sem")
+METHOD_RECORD = ("per_split", "attacks", "quality", "mean", "sem")
+POOLED_RECORD = ("auc", "auc_dev", "splits", "auc_by_split", "ci", "ci90", "auc_dev_tost", "constant", "power", "verdict")
 NOTEBOOKS = {   # stem: (required top-level keys, the keys that are method records)
-    "01_data_splitting": (("profile", "counts", "disjoint", "model_free_split_check", "claims"), ()),
-    "02_membership_inference_attack": (("profile", "seeds", "noise_floor", "utility", "utility_noise_floor", "claims"),
-                                       ("lora", "base")),
-    "03_mp_lora_instability": (("profile", "seed", "lam", "proxy_feature", "stabilisers", "claims"),
-                               ("lora", "mp_lora")),
-    "04_smp_lora_training": (("profile", "seeds", "lam", "proxy_feature", "noise_floor", "utility",
-                              "utility_noise_floor", "claims"),
-                             ("lora", "mp_lora", "smp_lora")),
-    "05_ablations": (("profile", "seed", "grid", "ablations", "references", "claims"), ()),
-    "06_stronger_attacks_and_baselines": (("profile", "seeds", "attack_order", "model_order", "matrix", "utility",
-                                           "utility_noise_floor", "spread", "dp", "dp_audit", "frontier", "verdicts", "claims", "checks"), ()),
+    "01_data_splitting": (("profile", "counts", "disjoint", "model_free_split_check", "claims", "checks"), ()),
+    "02_membership_inference_attack": (("profile", "splits", "seeds", "noise_floor", "pooled", "utility",
+                                        "utility_noise_floor", "fid_floor", "claims", "checks"), ("lora", "base")),
+    "03_mp_lora_instability": (("profile", "seed", "lam", "proxy_feature", "stabilisers", "pooled", "fid_floor",
+                                "utility_vs_lora", "claims"), ("lora", "mp_lora")),
+    "04_smp_lora_training": (("profile", "splits", "seeds", "lam", "proxy_feature", "noise_floor", "pooled", "utility",
+                              "utility_noise_floor", "fid_floor", "claims"), ("lora", "mp_lora", "smp_lora")),
+    "05_ablations": (("profile", "seed", "grid", "ablations", "references", "vs_lora", "claims"), ()),
+    "06_stronger_attacks_and_baselines": (("profile", "splits", "seeds", "attack_order", "model_order", "pooled",
+                                           "verdicts", "utility", "utility_noise_floor", "vs_dp", "dp", "dp_audit",
+                                           "frontier", "claims", "checks", "conclusion"), ()),
 }
+CLAIM = ("claim", "value", "op", "target", "holds", "kind")
 
 
 def check(stem: str, m: dict) -> dict:
@@ -36,6 +40,9 @@ def check(stem: str, m: dict) -> dict:
     keys, method_keys = NOTEBOOKS.get(stem, ((), ()))
     missing = [k for k in (*keys, *method_keys) if k not in m]
     missing += [f"{k}.{f}" for k in method_keys if k in m for f in METHOD_RECORD if f not in m[k]]
+    missing += [f"pooled.{model}.{a}.{f}" for model, row in m.get("pooled", {}).items() for a, r in row.items()
+                for f in POOLED_RECORD if f not in r]
+    missing += [f"claims[{i}].{f}" for i, c in enumerate(m.get("claims", [])) for f in CLAIM if f not in c]
     if missing:
         raise ValueError(f"{stem} metrics miss {missing} (see smplora_nb/schema.py)")
     return m

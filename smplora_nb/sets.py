@@ -171,10 +171,11 @@ def make_splits(items: list[Item], split, report: bool = False) -> dict[str, lis
     # public images come from the *end* of the shuffled pool, so the base model's data (and its cache) stays the
     # same when the private set sizes change
     sets["public"] = rest if split.public < 0 else rest[len(rest) - split.public:]
-    if split.member_seed >= 0:                       # another member split of the same private images
+    if split.member_seed >= 0:                       # another member split: the whole private pool re-dealt
         if split.identity_aware:
             raise ValueError("member_seed re-deals a random split; identity-aware splits vary with split_seed")
-        private = [it for name in PRIVATE for it in sets[name]]
+        public = {it.sha256 for it in sets["public"]}
+        private = [it for it in pool if it.sha256 not in public and (not classes or it.label in classes)]
         sets.update(_deal([private[i] for i in np.random.default_rng(split.member_seed).permutation(len(private))],
                           sizes))
     return {name: sets[name] for name in SETS}
@@ -336,6 +337,11 @@ def check_disjoint(splits_or_manifest) -> dict:
                 raise ValueError(f"image {flat[i][1].id} in {flat[i][0]} is a near-duplicate of {flat[j][1].id} "
                                  f"in {flat[j][0]}")
     return {"disjoint": True, "n_items": len(owner_id), "n_distinct_images": len(owner_hash)}
+
+
+def per_key(splits, keys) -> dict:
+    """``{key: sets}`` for runs on one split (``splits`` has ``member_aux``) or on several (``{key: sets}``)."""
+    return {k: splits for k in keys} if "member_aux" in splits else {k: splits[k] for k in keys}
 
 
 def prepare(cfg) -> tuple[list[Item], dict[str, list[Item]]]:

@@ -1,10 +1,10 @@
-"""The analyses of the series, on evaluated runs (smplora_nb, arXiv 2402.11989 companion): per-method summaries over
-seeds and their noise floors, the attack matrix, spreads over seeds and member splits, the early-stopping frontier
-and its gap, the ablation tables, the DP audit.
+"""The analyses of the series on evaluated runs, per split (smplora_nb, arXiv 2402.11989 companion): per-method
+summaries over member splits and their noise floors, utilities and their floors, training statistics, the ablation
+tables. The pooled verdicts, the frontier and the DP comparisons of the powered audit are ``powered``.
 
-Every function takes ``evals``, the ``{key: evaluation}`` of ``evaluate.evaluate_many`` with keys ``(model, seed)``
-(see ``grids``), and returns plain records whose keys are the glossary's names; ``viz.label`` gives the words a
-reader sees. A researcher can call them on their own runs without a notebook.
+Every function takes ``evals``, the ``{key: evaluation}`` of ``evaluate.evaluate_many`` with keys ``(model, k)``, k
+the member split (``grids``), and returns plain records whose keys are the glossary's names; ``viz.label`` gives the
+words a reader sees. A researcher can call them on their own runs without a notebook.
 """
 from __future__ import annotations
 
@@ -31,46 +31,46 @@ def groups(evals, models=None) -> dict:
     return {m: out[m] for m in (models or out) if m in out}
 
 
-def seed_groups(models, seeds) -> dict:
-    """``{model: [(model, seed), ...]}``: the same seeds for each model."""
-    return {m: [(m, s) for s in seeds] for m in models}
+def split_groups(models, ks) -> dict:
+    """``{model: [(model, k), ...]}``: the same splits for each model."""
+    return {m: [(m, k) for k in ks] for m in models}
 
 
 def summaries(evals, models=None) -> dict:
-    """``{model: metrics.method_summary}`` over the seeds of each model (per seed, keyed by the seed as text as in
-    ``metrics.json``: every attack, quality)."""
+    """``{model: metrics.method_summary}`` over the splits of each model (per split, keyed by the split as text as
+    in ``metrics.json``: every attack, quality)."""
     return {m: metrics.method_summary({str(k[1]): evals[k]["audit"] for k in keys},
                                       {str(k[1]): evals[k]["quality"] for k in keys})
             for m, keys in groups(evals, models).items()}
 
 
 def noise_floors(summary: dict, metric: str = "auc_dev") -> dict:
-    """The seed-noise floor of ``metric`` for every model and attack of ``summaries``: its spread over the training
-    seeds (for the base model: over the attack's own seeds), ``claims.noise_floor`` = mean, sd, n."""
-    return {m: {a: claims.noise_floor([r[a][metric] for r in s["per_seed"].values()])
+    """The noise floor of ``metric`` for every model and attack of ``summaries``: its spread over the member splits
+    (each with its own training and attack seed), ``claims.noise_floor`` = mean, sd, n."""
+    return {m: {a: claims.noise_floor([r[a][metric] for r in s["per_split"].values()])
                 for a in s["attacks"]} for m, s in summary.items()}
 
 
 def points(summary: dict, attack: str = PAPER_ATTACK) -> dict:
-    """Privacy-utility points for ``viz.privacy_utility``: mean, s.e. and per seed (quality and ``attack``)."""
+    """Privacy-utility points for ``viz.privacy_utility``: mean, s.e. and per split (quality and ``attack``)."""
     return {m: {"mean": s["mean"], "sem": s["sem"],
-                "per_seed": [{**r["quality"], **r[attack]} for r in s["per_seed"].values()]} for m, s in summary.items()}
+                "per_split": [{**r["quality"], **r[attack]} for r in s["per_split"].values()]} for m, s in summary.items()}
 
 
 def training_stats(logs: dict, models=None) -> dict:
-    """``{model: {seed: diagnostics.summarize_log}}`` from ``{(model, seed): train_log}``."""
+    """``{model: {split: diagnostics.summarize_log}}`` from ``{(model, k): train_log}``."""
     return {m: {str(k[1]): diagnostics.summarize_log(logs[k]) for k in keys} for m, keys in groups(logs, models).items()}
 
 
 def run_facts(logs: dict, model: str) -> dict:
-    """Epochs and training seconds of each seed of ``model`` (``{(model, seed): train_log}``)."""
+    """Epochs and training seconds of each split of ``model`` (``{(model, k): train_log}``)."""
     keys = groups(logs)[model]
     return {"epochs": {str(k[1]): logs[k]["epochs"] for k in keys},
             "train_seconds": {str(k[1]): logs[k]["seconds_this_session"] for k in keys}}
 
 
 def mean_stats(stats: dict) -> dict:
-    """``{model: {statistic: mean over seeds}}`` (None where no seed has it)."""
+    """``{model: {statistic: mean over splits}}`` (None where no split has it)."""
     out = {}
     for m, by_seed in stats.items():
         names = dict.fromkeys(k for s in by_seed.values() for k in s)
@@ -79,24 +79,14 @@ def mean_stats(stats: dict) -> dict:
     return out
 
 
-def records(evals, key, attacks) -> dict:
-    """``{attack: record}`` of one model without its D_te scores."""
-    return {a: {k: v for k, v in evals[key]["audit"][a].items() if not k.startswith("scores_")} for a in attacks}
-
-
-def matrix(evals, rows: dict, attacks) -> dict:
-    """The attack matrix: ``{model: {attack: record}}`` for ``rows`` = ``{model: key}`` (one seed each)."""
-    return {m: records(evals, key, attacks) for m, key in rows.items()}
-
-
-def verdicts(matrix: dict) -> dict:
-    """``{model: {attack: "leaks" | "defends" | "not detected"}}`` (``claims.verdict`` of each AUC interval)."""
-    return {m: {a: claims.verdict(r["ci"]["auc"]) for a, r in row.items()} for m, row in matrix.items()}
-
-
 def chosen(audit: dict) -> dict:
     """What every attack of one model chose on D_aux (learning curves left out)."""
     return {a: {k: v for k, v in r["chosen_on_aux"].items() if k != "history"} for a, r in audit.items()}
+
+
+def without_scores(record: dict) -> dict:
+    """An attack record without its per-image scores (D_te and D_aux), as ``metrics.json`` keeps it."""
+    return {k: v for k, v in record.items() if "scores_" not in k}
 
 
 def utility(ev: dict) -> dict:
@@ -110,15 +100,15 @@ def utility(ev: dict) -> dict:
 
 
 def utilities(evals, models=None, by=None) -> dict:
-    """``{model: {utility: mean over its seeds}}`` (``utility``), e.g. ``utility.lora.heldout_loss``; ``by`` =
+    """``{model: {utility: mean over its splits}}`` (``utility``), e.g. ``utility.lora.heldout_loss``; ``by`` =
     ``{model: [keys]}`` names the runs of each model (default: ``groups(evals, models)``)."""
     return {m: {k: float(np.mean([utility(evals[key])[k] for key in keys])) for k in utility(evals[keys[0]])}
             for m, keys in (by or groups(evals, models)).items()}
 
 
-def utility_per_seed(evals, models=None, by=None) -> dict:
-    """``{model: {seed: utility}}`` (seeds as text, as in ``metrics.json``; ``by`` as in ``utilities``)."""
-    return {m: {str(k[1]): utility(evals[k]) for k in keys} for m, keys in (by or groups(evals, models)).items()}
+def utility_per_split(evals, models=None, by=None) -> dict:
+    """``{model: {split: utility}}`` (splits as text, as in ``metrics.json``; ``by`` as in ``utilities``)."""
+    return {m: {str(k[-1]): utility(evals[k]) for k in keys} for m, keys in (by or groups(evals, models)).items()}
 
 
 # The spread of each utility between two runs that differ only in the thread count (1 against 2, same seeds, same
@@ -128,22 +118,24 @@ THREAD_FLOOR = {"fid": 1.0e-5, "kid": 6.0e-6, "heldout_loss": 0.0, "sample_accur
 
 
 def utility_floors(evals, models=None, by=None) -> dict:
-    """Each utility's noise floor per model: its spread over the model's seeds (``claims.noise_floor``) and the
+    """Each utility's noise floor per model: its spread over the model's splits (``claims.noise_floor``) and the
     measured thread-count floor ``THREAD_FLOOR``."""
     return {m: {u: {**claims.noise_floor([r[u] for r in per.values()]), "threads": THREAD_FLOOR.get(u)}
-                for u in next(iter(per.values()))} for m, per in utility_per_seed(evals, models, by).items()}
+                for u in next(iter(per.values()))} for m, per in utility_per_split(evals, models, by).items()}
 
 
-def compare_utility(evals, model: str, reference: str, by=None) -> dict:
-    """``model`` against ``reference`` on every utility, in means over seeds: the difference, the noise floor (twice
-    the larger of the two seed sds and the thread floor) and the verdict: "no difference" inside the floor,
-    else "lower" or "higher" (for fid, kid and heldout_loss lower is better; for sample_accuracy higher)."""
+def compare_utility(evals, model: str, reference: str, by=None, sampling: dict | None = None) -> dict:
+    """``model`` against ``reference`` on every utility, in means over splits: the difference, the noise floor and
+    the verdict: "no difference" inside the floor, else "lower" or "higher" (for fid, kid and heldout_loss lower is
+    better; for sample_accuracy higher). The floor is twice the largest of the two models' sds over splits, the
+    thread floor and ``sampling[u]``, the utility's own sampling floor where measured (``evaluate.fid_floor``: the
+    FID between two independent sample sets of one model)."""
     by = {m: (by or groups(evals))[m] for m in (model, reference)}
     floors, means = utility_floors(evals, by=by), utilities(evals, by=by)
     out = {}
     for u in means[model]:
         sds = [floors[m][u]["sd"] or 0.0 for m in (model, reference)] + [THREAD_FLOOR.get(u) or 0.0]
-        diff, floor = means[model][u] - means[reference][u], 2 * max(sds)
+        diff, floor = means[model][u] - means[reference][u], max(2 * max(sds), (sampling or {}).get(u) or 0.0)
         out[u] = {"difference": diff, "floor": floor,
                   "verdict": "no difference" if abs(diff) <= floor else ("lower" if diff < 0 else "higher")}
     return out
@@ -152,66 +144,6 @@ def compare_utility(evals, model: str, reference: str, by=None) -> dict:
 def adaptation_gain(evals, key, base_key) -> float:
     """What adapting bought in held-out fit: 1 - held-out loss of ``key`` / that of ``base_key`` (the base model)."""
     return 1 - utility(evals[key])["heldout_loss"] / utility(evals[base_key])["heldout_loss"]
-
-
-def spread(evals, over: dict, attacks, metric: str = "auc") -> list[dict]:
-    """Mean and sd of ``metric`` per attack over groups of runs: ``over`` = ``{(model, what): [keys]}`` (e.g. the
-    training seeds, or the member splits); groups of fewer than two runs are skipped."""
-    out = []
-    for (m, what), keys in over.items():
-        if len(keys) >= 2:
-            vals = {a: [evals[k]["audit"][a][metric] for k in keys] for a in attacks}
-            out.append({"model": m, "over": what, "n": len(keys),
-                        **{a: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1))} for a, v in vals.items()}})
-    return out
-
-
-def spread_groups(models, seeds, member_seeds, evals) -> dict:
-    """The groups of ``spread``: each model over the training seeds (default split), and its first seed over the
-    member splits (the keys ``(model, "split <member_seed>")`` present in ``evals``)."""
-    out = {}
-    for m in models:
-        out[m, "seeds"] = [(m, s) for s in seeds]
-        out[m, "member splits"] = [(m, seeds[0])] + [(m, f"split {ms}") for ms in member_seeds
-                                                     if (m, f"split {ms}") in evals]
-    return out
-
-
-def strongest(record: dict, attacks=THRESHOLD_ATTACKS) -> str:
-    """The threshold attack whose D_aux AUC lies furthest from 0.5 on a model (chosen on D_aux only)."""
-    return max(attacks, key=lambda a: max(abs(v - 0.5) for v in record[a]["chosen_on_aux"]["aux_auc_by_t"].values()))
-
-
-def _utility(evals, key, u: str) -> float:
-    return utility(evals[key])[u]
-
-
-def frontier(evals, curve: dict, groups_: dict, attack: str, u: str) -> dict:
-    """The early-stopping frontier of ``attack`` against utility ``u`` ("fid" or "heldout_loss"):
-
-    ``curve`` = ``{epoch: key}`` (plain LoRA along training, the base model at epoch 0), ``groups_`` = ``{model:
-    [keys]}``; each model's point is its mean over seeds, its interval the first seed's bootstrap interval moved to
-    the mean. ``gap`` is ``metrics.frontier_gap``: positive = beyond the frontier."""
-    line = []
-    for e, key in sorted(curve.items()):
-        r = evals[key]["audit"][attack]
-        line.append({"epoch": e, u: _utility(evals, key, u), "auc": r["auc"], "lo": r["ci"]["auc"][0],
-                     "hi": r["ci"]["auc"][1]})
-    pts = {}
-    for g, keys in groups_.items():
-        lo, hi = evals[keys[0]]["audit"][attack]["ci"]["auc"]
-        us, aucs = [_utility(evals, k, u) for k in keys], [evals[k]["audit"][attack]["auc"] for k in keys]
-        pts[g] = {u: float(np.mean(us)), "auc": float(np.mean(aucs)), "lo": float(np.mean(aucs) - (aucs[0] - lo)),
-                  "hi": float(np.mean(aucs) + (hi - aucs[0])), "per_seed": list(zip(us, aucs))}
-    gaps = {g: metrics.frontier_gap([(x[u], x["auc"]) for x in line], p[u], p["auc"]) for g, p in pts.items()}
-    return {"curve": line, "points": pts, "gap": gaps}
-
-
-def dp_audit(evals, key, attack: str, delta: float) -> dict:
-    """``claims.empirical_epsilon`` of one DP run from ``attack``'s D_aux-chosen threshold, applied to D_te."""
-    r = evals[key]["audit"][attack]
-    return {**claims.empirical_epsilon(r["scores_member"], r["scores_nonmember"], r["chosen_on_aux"]["threshold"],
-                                       delta), "attack": attack}
 
 
 ABLATION_COLUMNS = ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr")

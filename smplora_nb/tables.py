@@ -2,6 +2,8 @@
 standard errors, claims, and any list of records (smplora_nb, arXiv 2402.11989 companion)."""
 from __future__ import annotations
 
+from .labels import label
+
 
 ROLES = {"public": "pretrains the tiny base model (never seen by LoRA)",
          "member_aux": "in D_tr (LoRA trains on it) and in D_aux (the attacker knows it is a member)",
@@ -45,17 +47,27 @@ def mean_sem(s: dict, c: str) -> str:
 def metric_table(rows: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "fid",
                                       "kid")) -> str:
     """Markdown table ``{row key: {"mean": {...}, "sem": {...}}}``, rows shown by their labels; mean +- s.e."""
-    from .viz import label
-
     return markdown([{"": label(k), **{c: mean_sem(s, c) for c in columns}} for k, s in rows.items()],
                     ["", *columns], align={c: "r" for c in columns})
 
 
+def _measured(c: dict) -> str:
+    v, ci = c["value"], c.get("interval")
+    text = "n/m" if v is None else (f"{v:.3f}" if isinstance(v, (int, float)) else str(v))
+    return text + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
 def claims_table(claims: list) -> str:
-    """Markdown table of ``metrics.claim`` records: what was claimed, what was measured, whether it held."""
-    return markdown([{"claim": c["claim"], "measured": "n/m" if c["value"] is None else f"{c['value']:.3f}",
-                      "target": f"{c['op']} {c['target']}", "holds": "yes" if c["holds"] else "**no**"}
-                     for c in claims], align={"measured": "r", "target": "r", "holds": "c"})
+    """Markdown table of ``claims`` records: what was claimed, what was measured (with its interval), the target,
+    whether it held ("n/t": not testable at this size; "—": descriptive), and what it could detect."""
+    def held(c):
+        kind = c.get("kind", "claim")
+        return {"not testable": "n/t", "descriptive": "—"}.get(kind) or ("yes" if c["holds"] else "**no**")
+
+    return markdown([{"claim": c["claim"], "measured": _measured(c),
+                      "target": f"{c['op']} {c['target']}" if c.get("target") is not None else "",
+                      "holds": held(c), "power": c.get("power", "")} for c in claims],
+                    align={"measured": "r", "target": "r", "holds": "c"})
 
 
 def checks_table(checks: list) -> str:
@@ -65,54 +77,106 @@ def checks_table(checks: list) -> str:
 
 def stats_table(stats: dict, keys) -> str:
     """Training statistics ``{model: {statistic: value}}`` as one row per statistic, one column per model."""
-    from .viz import label
-
     return markdown([{"": k, **{label(m): s.get(k) for m, s in stats.items()}} for k in keys],
                     align={label(m): "r" for m in stats})
 
 
 def attack_table(summary: dict, floors: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr",
                                                         "tpr_at_5pct_fpr")) -> str:
-    """Every model against every attack (``study.summaries``): mean ± s.e. over seeds, and next to it the seed-noise
-    floor of ``auc_dev`` (its sd over seeds, ``study.noise_floors``)."""
-    from .viz import label
-
+    """Every model against every attack (``study.summaries``): mean ± s.e. over splits, and next to it the noise
+    floor of ``auc_dev`` (its sd over splits, ``study.noise_floors``)."""
     rows = [{"model": label(m), "attack": label(a), **{c: mean_sem(s, c) for c in columns},
-             "auc_dev sd over seeds": floors[m][a]["sd"]} for m in summary for a, s in summary[m]["attacks"].items()]
+             "auc_dev sd over splits": floors[m][a]["sd"]} for m in summary for a, s in summary[m]["attacks"].items()]
     return markdown(rows, align={c: "r" for c in columns}, digits=".3f")
 
 
-def interval(r: dict, stat: str) -> str:
-    """"value [lo, hi]" of a record's ``stat`` and its bootstrap interval; "n/m" when not measurable."""
-    v, ci = r[stat], r["ci"][stat]
-    return "n/m" if v is None or ci is None else f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+def pooled_rows(records: dict) -> list[dict]:
+    """Pooled records (``powered.matrix``) as rows: AUC with its 95% interval, auc_dev with its TOST (90%)
+    interval, the verdict, and the power figures the verdict was reached with."""
+    return [{"model": label(m), "attack": label(a), "splits": len(r["splits"]),
+             "auc [95%]": f"{r['auc']:.3f} [{r['ci']['auc'][0]:.3f}, {r['ci']['auc'][1]:.3f}]",
+             "auc_dev [TOST 90%]": f"{r['auc_dev']:.3f} [{r['auc_dev_tost'][0]:.3f}, {r['auc_dev_tost'][1]:.3f}]",
+             "verdict": r["verdict"], "defends: best upper end": round(r["power"]["defends_best_upper"], 3),
+             "defends: power at AUC 0.5": round(r["power"]["defends_power_at_0.5"], 2),
+             "leaks: AUC found with 80% power": round(r["power"]["leaks_auc_80"], 3)}
+            for m, row in records.items() for a, r in row.items()]
 
 
-def matrix_rows(matrix: dict) -> list[dict]:
-    """The attack matrix (``study.matrix``) as table rows: AUC and TPRs with their intervals, ASR, the D_aux choice."""
-    from .viz import label
-
-    return [{"method": label(m), "attack": label(a), "auc": interval(r, "auc"),
-             "tpr_at_1pct_fpr": interval(r, "tpr_at_1pct_fpr"), "tpr_at_5pct_fpr": interval(r, "tpr_at_5pct_fpr"),
-             "asr": round(r["asr"], 3), "chosen_on_aux": r["chosen_on_aux"].get("timestep",
-                                                                                r["chosen_on_aux"].get("chosen_epoch"))}
-            for m in matrix for a, r in matrix[m].items()]
+def pooled_table(records: dict) -> str:
+    """``pooled_rows`` as Markdown."""
+    return markdown(pooled_rows(records))
 
 
-def spread_rows(spread: list[dict]) -> list[dict]:
-    """``study.spread`` records as table rows "mean ± sd" per attack."""
-    from .viz import label
+def split_rows(records: dict) -> list[dict]:
+    """Each model's AUC per member split and its spread (sd over splits), per attack."""
+    import numpy as np
 
-    return [{"method": label(r["model"]), "over": f"{r['n']} {r['over']}",
-             **{label(a): f"{v['mean']:.2f} ± {v['sd']:.2f}" for a, v in r.items() if isinstance(v, dict)}}
-            for r in spread]
+    return [{"model": label(m), "attack": label(a),
+             **{f"split {k}": round(v, 3) for k, v in zip(r["splits"], r["auc_by_split"])},
+             "sd over splits": round(float(np.std(r["auc_by_split"], ddof=1)), 3) if len(r["splits"]) > 1 else None}
+            for m, row in records.items() for a, r in row.items()]
+
+
+def dp_table(dp: dict) -> str:
+    """DP-LoRA's accounting per model (``train_log.json``'s ``dp``): noise multiplier, epsilon spent, steps."""
+    return markdown([{"model": label(m), "noise multiplier": round(v["noise_multiplier"], 4),
+                      "epsilon target": v["epsilon_target"], "epsilon spent": round(v["epsilon_spent"], 3),
+                      "steps": v["steps"], "sample rate": round(v["sample_rate"], 3)} for m, v in dp.items()])
+
+
+def frontier_rows(frontier: dict) -> list[dict]:
+    """``powered.frontier`` records as rows: each method's gap to the frontier with its paired interval. An end
+    that is None (``metrics.json`` writes inf as null) is +inf: resamples where no checkpoint reaches the utility."""
+    end = lambda v: "inf" if v is None else f"{v:.3f}"                 # noqa: E731
+    return [{"attack": label(a), "utility": u, "method": label(m),
+             "gap": None if g["gap"] is None else round(g["gap"], 3), "ci": f"[{end(g['ci'][0])}, {end(g['ci'][1])}]",
+             "reachable": g["reachable"], "verdict": g["verdict"]}
+            for a, by_u in frontier.items() for u, f in by_u.items() for m, g in f["gap"].items()]
+
+
+def versus_rows(vs: dict) -> list[dict]:
+    """SMP-LoRA against each utility-matched DP-LoRA (``records.build_06``'s ``vs_dp``)."""
+    return [{"against": label(m), "auc_dev(DP) - auc_dev(SMP)": f"{v['auc_dev']['difference']:+.3f} "
+             f"[{v['auc_dev']['ci'][0]:+.3f}, {v['auc_dev']['ci'][1]:+.3f}]", "verdict": v["auc_dev"]["verdict"],
+             "held-out loss DP - SMP": f"{v['heldout_loss']['difference']:+.4f} [{v['heldout_loss']['ci'][0]:+.4f}, "
+             f"{v['heldout_loss']['ci'][1]:+.4f}]"} for m, v in vs.items()]
+
+
+def write(stem: str, name: str, rows: list[dict], columns: list[str] | None = None):
+    """Write ``outputs/<stem>/<name>.csv`` and ``<name>.md`` (a Markdown table) atomically; floats to 4 digits."""
+    import csv
+    import io
+
+    from . import paths
+
+    columns = columns or list(dict.fromkeys(c for r in rows for c in r))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    writer.writerows([[fmt(r.get(c)) for c in columns] for r in rows])
+    folder = paths.stage_dir(stem)
+    return (paths.atomic_write_bytes(folder / f"{name}.csv", buf.getvalue().encode()),
+            paths.atomic_write_bytes(folder / f"{name}.md", (markdown(rows, columns) + "\n").encode()))
+
+
+def write_csv(stem: str, name: str, rows: list[dict]):
+    """Write ``outputs/<stem>/<name>.csv`` atomically, values as they are (e.g. the per-image scores)."""
+    import csv
+    import io
+
+    from . import paths
+
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return paths.atomic_write_bytes(paths.stage_dir(stem) / f"{name}.csv", buf.getvalue().encode())
 
 
 def ablation_markdown(tables: dict, references: dict, columns=("asr", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid",
                                                              "digit_accuracy")) -> str:
     """Notebook 05's ablation tables, one per family, and the reference runs."""
-    from .viz import label
-
     parts = [f"**{f}**\n\n" + markdown([{f: r[f], **{c: r.get(c) for c in columns}} for r in rows], [f, *columns],
                                          digits=".3f") for f, rows in tables.items()]
     refs = markdown([{"": label(k), **{c: r.get(c) for c in columns}} for k, r in references.items()], ["", *columns],
@@ -120,11 +184,18 @@ def ablation_markdown(tables: dict, references: dict, columns=("asr", "auc_dev",
     return "\n\n".join(parts + ["**references**\n\n" + refs])
 
 
+def write_ablations(stem: str, tables: dict) -> None:
+    """Notebook 05's ablation tables as ``outputs/<stem>/ablation_<family>.csv`` and ``.md``."""
+    for family, rows in tables.items():
+        write(stem, f"ablation_{family}", rows, [family, "asr", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid",
+                                                  "digit_accuracy", "heldout_loss"])
+
+
 def utility_table(utility: dict, floors: dict, comparisons: dict | None = None, reference: str = "lora") -> str:
-    """Every model's utilities (means over seeds, ``study.utilities``) with each one's seed sd next to it
+    """Every model's utilities (means over splits, ``study.utilities``) with each one's sd over splits next to it
     (``study.utility_floors``); with ``comparisons`` (``{model: study.compare_utility(model, reference)}``), the
     verdict against ``reference``: "no difference" when inside the noise floor."""
-    from .viz import UTILITY_LABELS, label
+    from .labels import UTILITIES as UTILITY_LABELS, label
 
     rows = []
     for m, u in utility.items():

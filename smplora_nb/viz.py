@@ -12,22 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import paths
-
-MODEL_LABELS = {"base": "base model (no LoRA)", "lora": "LoRA", "lora_early_stop": "LoRA stopped early",
-                "lora_snapshot": "LoRA along training", "mp_lora": "MP-LoRA", "mp_lora_clip": "MP-LoRA + clipping",
-                "mp_lora_normalize": "MP-LoRA + normalisation", "smp_lora": "SMP-LoRA",
-                "smp_lora_two_forwards": "SMP-LoRA, two forwards", "dp_lora": "DP-LoRA"}
-
-
-def label(key: str) -> str:
-    """The words a reader sees for a record key (a model, ``dp_lora_eps8``, or an attack of ``attack.ATTACKS``):
-    the one label table of the series. Unknown keys are shown as they are."""
-    from .attack import LABELS
-
-    if key.startswith("dp_lora_eps"):
-        return f"DP-LoRA (eps {key[len('dp_lora_eps'):]})"
-    return MODEL_LABELS.get(key) or LABELS.get(key) or key
-
+from .labels import UTILITIES as UTILITY_LABELS, label  # noqa: F401  (re-exported: viz.label)
 
 SET_COLORS = {"public": "#7f7f7f", "member_aux": "#d62728", "member_te": "#ff9896",
               "nonmember_aux": "#1f77b4", "nonmember_te": "#aec7e8"}
@@ -189,9 +174,6 @@ def learning_curve(history: dict, title: str):
                        ylabel="loss / accuracy")
 
 
-UTILITY_LABELS = {"fid": "FID (lower = better images)",
-                  "heldout_loss": "mean loss on D_te non-members (lower = better adapted)"}
-
 
 def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):
     """Histograms of per-image mean loss, ``{panel: {"member_te": losses, "nonmember_te": losses}}``."""
@@ -269,12 +251,12 @@ def grad_vs_hessian(logs: dict, stats: dict | None = None):
 
 
 def privacy_utility(points: dict, x: str = "fid", y: str = "asr", title: str = "Privacy vs image quality"):
-    """Fig. 1d analogue: ``{label: {"mean": {...}, "sem": {...}, "per_seed": [{...}, ...]}}``; small dots are seeds,
+    """Fig. 1d analogue: ``{label: {"mean": {...}, "sem": {...}, "per_split": [{...}, ...]}}``; small dots are splits,
     large markers with error bars are means ± s.e.; ASR 0.5 is chance."""
     fig, ax = plt.subplots(figsize=(5.2, 3.9))
     for i, (name, p) in enumerate(points.items()):
         color = f"C{i}"
-        for s in p.get("per_seed", []):
+        for s in p.get("per_split", []):
             ax.scatter(s[x], s[y], s=12, color=color, alpha=0.45)
         ax.errorbar(p["mean"][x], p["mean"][y], xerr=p.get("sem", {}).get(x), yerr=p.get("sem", {}).get(y),
                     fmt="o", ms=8, color=color, capsize=3, label=label(name))
@@ -337,31 +319,34 @@ def attack_matrix(rows: dict, attacks, stat: str = "auc", title: str = "Attack A
     return fig
 
 
-def frontier(curve: list, points: dict, x: str = "fid", y: str = "auc", ylabel: str = "AUC of the attack",
-             title: str = "Privacy vs image quality, against the early-stopping frontier",
-             xlabel: str = "FID (lower = better images)"):
-    """``curve``: plain LoRA along training, ``[{"epoch": e, x: ., y: ., "lo": ., "hi": .}]`` (a line with epoch
-    labels); ``points``: ``{label: {x: ., y: ., "lo": ., "hi": ., "per_seed": [(x, y), ...]}}`` (markers with the
-    interval of ``y``). A defense helps only where it lies below-left of the line."""
+def frontier(f: dict, xlabel: str = "", title: str = "Privacy against the early-stopping frontier"):
+    """A ``powered.frontier`` record: plain LoRA along training (checkpoints pooled over the splits, linked in
+    training order: the frontier is interpolated along these segments) and each method's point, auc_dev against
+    the utility, with the AUC's 95% interval turned into auc_dev. A defense helps only where it lies below the
+    line at its own utility (the gap, with its paired interval, in the legend)."""
+    from .pooled import auc_dev_interval
+
+    x, y = f["utility"], "auc_dev"
     fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    curve = f["curve"]
     cx, cy = [c[x] for c in curve], [c[y] for c in curve]
-    ax.errorbar(cx, cy, yerr=[[c[y] - c["lo"] for c in curve], [c["hi"] - c[y] for c in curve]], fmt="-s", ms=3,
-                color="0.45", ecolor="0.75", lw=1.5, capsize=2, label="LoRA along training (early stopping)")
+    ends = [auc_dev_interval(c["ci"]) for c in curve]
+    ax.errorbar(cx, cy, yerr=[[max(c[y] - lo, 0) for c, (lo, _) in zip(curve, ends)],
+                              [max(hi - c[y], 0) for c, (_, hi) in zip(curve, ends)]], fmt="-s", ms=3, color="0.45",
+                ecolor="0.75", lw=1.5, capsize=2, label="LoRA along training (early stopping)")
     for c in curve:
         ax.annotate(f"ep {c['epoch']}", (c[x], c[y]), fontsize=6, color="0.3", xytext=(3, 3), textcoords="offset points")
-    for i, (name, p) in enumerate(points.items()):
-        color = f"C{i}"
-        for sx, sy in p.get("per_seed", []):
-            ax.scatter(sx, sy, s=10, color=color, alpha=0.4)
-        ax.errorbar(p[x], p[y], yerr=[[p[y] - p["lo"]], [p["hi"] - p[y]]], fmt="o", ms=7, color=color, capsize=3,
-                    label=label(name))
-    ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
-    xs = cx + [p[x] for p in points.values()]
+    for i, (name, p) in enumerate(f["points"].items()):
+        lo, hi = auc_dev_interval(p["ci"])
+        g = f["gap"][name]
+        ax.errorbar(p[x], p[y], yerr=[[max(p[y] - lo, 0)], [max(hi - p[y], 0)]], fmt="o", ms=7, color=f"C{i}",
+                    capsize=3, label=f"{label(name)}: gap [{g['ci'][0]:.2f}, {g['ci'][1]:.2f}], {g['verdict']}")
+    xs = cx + [p[x] for p in f["points"].values()]
     log = min(xs) > 0 and max(xs) / min(xs) > 5
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel + ("; log scale" if log else ""))
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel((xlabel or UTILITY_LABELS.get(x, x)) + ("; log scale" if log else ""))
+    ax.set_ylabel(f"auc_dev of {label(f['attack'])} on D_te (0 = chance)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=6.5)
     fig.tight_layout()

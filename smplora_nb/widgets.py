@@ -1,23 +1,24 @@
-"""The results explorer: pick a method, ``lam`` and seed, see its metrics, ROC and samples (smplora_nb, arXiv
+"""The results explorer: pick a method, ``lam`` and member split, see its metrics, ROC and samples (smplora_nb, arXiv
 2402.11989 companion). ipywidgets in JupyterLab and Colab; a static first view where widgets cannot run (papermill).
 """
 from __future__ import annotations
 
 from . import tables
-from .viz import as_image, image_grid, label, roc_curves
+from .labels import label
+from .viz import as_image, image_grid, roc_curves
 
 
-def entries(grid_evals: dict, seed_evals: dict, tc) -> dict:
-    """The explorer's ``{(method, lam, seed): evaluation}`` from notebook 05's ablation grid (``grids.ablation_grid``
-    keys, seed ``tc.seed``; its ``lam`` family) and from ``{(method, seed): evaluation}`` runs at the profile's
-    ``lam`` (notebook 04's seeds). ``lam`` is None for plain LoRA, the only value that applies to it."""
+def entries(grid_evals: dict, split_evals: dict, tc) -> dict:
+    """The explorer's ``{(method, lam, split): evaluation}`` from notebook 05's ablation grid (``grids.ablation_grid``
+    keys ``(family, value, 0)``; its ``lam`` family) and from ``{(method, k): evaluation}`` runs at the profile's
+    ``lam`` (notebook 04's splits). ``lam`` is None for plain LoRA, the only value that applies to it."""
     out = {}
-    for (family, value), ev in grid_evals.items():
+    for (family, value, k), ev in grid_evals.items():
         if family in ("lora", "mp_lora"):
-            out[family, None if family == "lora" else tc.lam, tc.seed] = ev
+            out[family, None if family == "lora" else tc.lam, k] = ev
         elif family == "lam":
-            out["smp_lora", value, tc.seed] = ev
-    out.update({(m, None if m == "lora" else tc.lam, s): ev for (m, s), ev in seed_evals.items()})
+            out["smp_lora", value, k] = ev
+    out.update({(m, None if m == "lora" else tc.lam, k): ev for (m, k), ev in split_evals.items()})
     return out
 
 
@@ -40,19 +41,19 @@ def explorer_view(entry: dict, real_images, captions, title: str = ""):
 
 
 def _show(entries: dict, key, real_images, captions) -> None:
-    """Display the explorer's view of ``entries[key]``, ``key = (method, lam, seed)``."""
+    """Display the explorer's view of ``entries[key]``, ``key = (method, lam, split)``."""
     from IPython.display import display
 
-    method, lam, seed = key
-    title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", seed {seed}"
+    method, lam, split = key
+    title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", split {split}"
     table, *figs = explorer_view(entries[key], real_images, captions, title)
     display(table, *(as_image(f) for f in figs))                     # PNG whatever the matplotlib backend
 
 
 def explorer(entries: dict, real_images, captions, interactive: bool = True):
-    """Results explorer: pick method, ``lam`` and seed -> metrics, ROC and sample grid (ipywidgets).
+    """Results explorer: pick method, ``lam`` and member split -> metrics, ROC and sample grid (ipywidgets).
 
-    ``entries`` is ``{(method, lam, seed): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
+    ``entries`` is ``{(method, lam, split): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
     redraw the view (the widget box is returned, so the cell shows it once); with ``interactive=False`` (headless
     runs: papermill, CI) the first entry's view is displayed as static output instead (and None returned).
     """
@@ -60,7 +61,7 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
         return _show(entries, next(iter(entries)), real_images, captions)
     import ipywidgets as w
 
-    pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "seed")}
+    pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "split")}
     out = w.Output()
     busy = []                                         # non-empty while options are being replaced
 
@@ -75,7 +76,7 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
             busy.pop()
 
     def redraw(_=None):
-        key = (pick["method"].value, pick["lam"].value, pick["seed"].value)
+        key = (pick["method"].value, pick["lam"].value, pick["split"].value)
         if not busy and key in entries:
             out.clear_output(wait=True)
             with out:
@@ -84,7 +85,7 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     def on_lam(_=None):
         if not busy:
             m, lam = pick["method"].value, pick["lam"].value
-            offer("seed", sorted({k[2] for k in entries if k[0] == m and k[1] == lam}))
+            offer("split", sorted({k[2] for k in entries if k[0] == m and k[1] == lam}))
             redraw()
 
     def on_method(_=None):
@@ -97,5 +98,5 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     on_method()
     pick["method"].observe(on_method, "value")
     pick["lam"].observe(on_lam, "value")
-    pick["seed"].observe(redraw, "value")
+    pick["split"].observe(redraw, "value")
     return w.VBox([w.HBox(list(pick.values())), out])     # displayed once, as the cell's value

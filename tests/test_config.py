@@ -25,8 +25,11 @@ def test_tiny_profile_is_dataclass_defaults_plus_its_overrides():
     defaults = config.flat(config.Config())
     changed = {k for k, v in config.flat(cfg).items() if defaults[k] != v}
     assert changed == set(config.PROFILES["tiny"])
-    # a quarter of the official Pokemon split, same proportions (200/233/200/200)
-    assert (cfg.split.member_aux, cfg.split.member_te, cfg.split.nonmember_aux, cfg.split.nonmember_te) == (50, 58, 50, 50)
+    # a quarter of the official Pokemon split's members and attacker's data (200/233/200), and its 200 test
+    # non-members, the default (issue 27: only scored, they buy power)
+    sizes = (cfg.split.member_aux, cfg.split.member_te, cfg.split.nonmember_aux, cfg.split.nonmember_te)
+    assert sizes == (50, 58, 50, 200)
+    assert "nonmember_te" not in config.PROFILES["tiny"] and cfg.split.nonmember_te == config.SplitConfig().nonmember_te
 
 
 def test_hub_datasets_need_the_paper_profile():

@@ -526,15 +526,25 @@ def test_caption_words_digits(digits):
     assert len(words) == 15
 
 
-def test_member_seed_redeals_the_private_images_and_keeps_public(digits):
-    small = dict(member_aux=20, member_te=20, nonmember_aux=20, nonmember_te=20, public=100)
-    a = sets.make_splits(digits, _split(**small))
-    b = sets.make_splits(digits, _split(**small, member_seed=7))
+def _private(splits) -> set[str]:
+    return {it.id for name in sets.PRIVATE for it in splits[name]}
+
+
+def test_member_seed_redeals_the_whole_private_pool_and_keeps_public(digits):
+    """Another member split deals the four sets afresh from every image outside the public split, so its D_te is
+    not split 0's images reshuffled: the splits share only about as many images as chance gives."""
+    a = sets.make_splits(digits, _split(public=100))                      # 833 private of ~1,700 outside public
+    b = sets.make_splits(digits, _split(public=100, member_seed=7))
     assert _ids(a)["public"] == _ids(b)["public"]                          # same base model
-    private = lambda s: sorted(i for name in sets.PRIVATE for i in _ids(s)[name])   # noqa: E731
-    assert private(a) == private(b) and _counts(a) == _counts(b)
+    assert _counts(a) == _counts(b)
+    pool = {it.id for it in sets.dedupe(digits)} - set(_ids(a)["public"])
+    assert _private(b) <= pool and _private(b) != _private(a)
+    shared = len(_private(a) & _private(b))
+    expected = len(_private(a)) ** 2 / len(pool)                          # two random draws of 833 from the pool
+    assert 0.8 * expected < shared < 1.2 * expected
     assert set(_ids(a)["member_aux"]) != set(_ids(b)["member_aux"])
-    assert _ids(b) == _ids(sets.make_splits(digits, _split(**small, member_seed=7)))
+    assert _ids(b) == _ids(sets.make_splits(digits, _split(public=100, member_seed=7)))     # seeded
+    assert _ids(b) != _ids(sets.make_splits(digits, _split(public=100, member_seed=8)))
     sets.check_disjoint(b)
     with pytest.raises(ValueError, match="member_seed"):
         sets.make_splits(_people(), _split(**IDENTITY_50, member_seed=3))
@@ -553,7 +563,10 @@ def test_private_classes_give_a_private_domain_the_base_model_never_saw():
     assert {k: len(v) for k, v in s.items() if k != "public"} == {k: getattr(cfg.split, k) for k in sets.PRIVATE}
     redealt = sets.make_splits(items, config.replace(cfg, member_seed=1).split)
     assert redealt["public"] == s["public"] and redealt["member_aux"] != s["member_aux"]
-    assert sorted(it.id for k in sets.PRIVATE for it in redealt[k]) == sorted(it.id for k in sets.PRIVATE for it in s[k])
+    assert _counts(redealt) == _counts(s) and {it.label for k in sets.PRIVATE for it in redealt[k]} <= {5, 6, 7, 8, 9}
+    pool = {it.id for it in sets.dedupe(items) if it.label in {5, 6, 7, 8, 9}}        # every private-class image
+    assert _private(redealt) <= pool and 0 < len(_private(redealt) & _private(s)) < len(_private(s)) / 2
+    sets.check_disjoint(redealt)
     assert config.make("tiny").split.private_classes == "5-9"                          # the default (issue 16)
     plain = sets.make_splits(items, config.make("tiny", private_classes="").split)
     assert {it.label for it in plain["member_aux"]} - {5, 6, 7, 8, 9}                # one parameter away: one pool
@@ -579,11 +592,13 @@ def test_the_judge_set_knows_every_class_and_no_private_image():
     clf = metrics.digit_classifier(judge[::3])
     real = s["member_te"]
     acc = metrics.accuracy_by_domain(clf, [it.image for it in real], [it.label for it in real], {5, 6, 7, 8, 9})
-    assert set(acc) == {"digit_accuracy_base_samples", "digit_accuracy_base_private_classes"}   # no public caption
+    assert set(acc) == {"digit_accuracy_base_samples", "digit_accuracy_base_private_classes",   # no public caption
+                        "n_base_private_classes"} and acc["n_base_private_classes"] == len(real)
     assert acc["digit_accuracy_base_private_classes"] > 0.8                   # it reads the private digits
     mixed = s["public"][:20] + real[:20]
     both = metrics.accuracy_by_domain(clf, [it.image for it in mixed], [it.label for it in mixed], {5, 6, 7, 8, 9})
     assert set(both) == {"digit_accuracy_base_samples", "digit_accuracy_base_public_classes",
-                         "digit_accuracy_base_private_classes"}
+                         "digit_accuracy_base_private_classes", "n_base_public_classes", "n_base_private_classes"}
+    assert both["n_base_public_classes"] == both["n_base_private_classes"] == 20
     assert set(metrics.accuracy_by_domain(clf, [it.image for it in mixed], [it.label for it in mixed], set())) == {
         "digit_accuracy_base_samples"}

@@ -91,13 +91,6 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
     assert metrics.bootstrap_ci(sm[:50], sn[:50], n_boot=20)["tpr_at_1pct_fpr"] is None   # < 100 non-members
 
 
-def test_frontier_gap():
-    curve = [(2.0, 0.55), (1.0, 0.70), (0.5, 0.90)]                      # (FID, AUC) along training
-    assert metrics.frontier_gap(curve, 1.2, 0.60) == pytest.approx(0.10)   # best reachable: 0.70 at FID 1.0
-    assert metrics.frontier_gap(curve, 2.5, 0.60) == pytest.approx(-0.05)  # early stopping reaches 0.55
-    assert metrics.frontier_gap(curve, 0.3, 0.60) is None                  # better images than any checkpoint
-
-
 def test_feature_net_is_trained_once_then_read_back_bit_for_bit(monkeypatch):
     """The extractor's digit CNN of one judge set is trained once per thread count; later notebooks read its
     safetensors file and get exactly the weights training gives."""

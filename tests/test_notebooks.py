@@ -20,18 +20,17 @@ SAMPLE_FAST = {"sample_steps": 4, "unet_channels": [16, 32]}       # denoising s
 SHARED = {"overrides": {**BASE_FAST, **SPLIT_FAST, **SAMPLE_FAST}}  # notebooks 02 to 06 take them through overrides
 CI_PARAMS = {
     "01_data_splitting": {**BASE_FAST, "n_samples": 12, "overrides": SAMPLE_FAST},
-    "02_membership_inference_attack": {"n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
+    "02_membership_inference_attack": {"n_splits": 2, "epochs": 2, "mlp_epochs": 3,
                                        "overrides": {**SHARED["overrides"], "lora_rank": 8, "lora_alpha": 8.0}},
     "03_mp_lora_instability": {**SHARED, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1,
                                "hessian_iters": 3, "stabilisers": ["clip", "normalize"]},
-    "04_smp_lora_training": {**SHARED, "n_seeds": 2, "epochs": 2, "mlp_epochs": 3,
-                             "hessian_every": 1, "hessian_iters": 3, "two_forward_seeds": 1},
+    "04_smp_lora_training": {**SHARED, "n_splits": 2, "epochs": 2, "mlp_epochs": 3,
+                             "hessian_every": 1, "hessian_iters": 3, "two_forward_splits": 1},
     "05_ablations": {**SHARED, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
-                     "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_seeds": 1},
-    "06_stronger_attacks_and_baselines": {**SHARED, "n_seeds": 1, "epochs": 3, "mlp_epochs": 3,
-                                          "hessian_every": 1, "hessian_iters": 3, "member_seeds": [1],
-                                          "dp_epsilons": [8.0], "dp_epochs": 1, "frontier_epochs": [1],
-                                          "n_boot": 50},     # 2 seeds: 02 and 04; section 5: tests/test_own_images.py
+                     "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_splits": 1},
+    "06_stronger_attacks_and_baselines": {**SHARED, "n_splits": 2, "epochs": 3, "mlp_epochs": 3, "mp_splits": 1,
+                                          "hessian_every": 1, "hessian_iters": 3, "dp_epsilons": [8.0],
+                                          "dp_epochs": 1, "n_boot": 50},   # section 5: tests/test_own_images.py
 }
 NOTEBOOKS = runner.list_notebooks()
 S0, S1 = config.CONFIRM_SEEDS["seed"], config.CONFIRM_SEEDS["seed"] + 1       # the tiny profile's training seeds
@@ -53,11 +52,36 @@ def check_01(m):
         assert (paths.outputs_root() / "01_data_splitting" / f"{fig}.png").stat().st_size > 1000
 
 
+def _scores_csv(stem):
+    rows = (paths.outputs_root() / stem / "scores.csv").read_text().splitlines()
+    assert rows[0] == "model,split,seed,attack,image_id,member,score,direction,config_hash" and len(rows) > 100
+    return rows
+
+
+def _check_pooled(m, models, attacks, splits):
+    for model in models:
+        assert set(m["pooled"][model]) == set(attacks), model
+        for a, r in m["pooled"][model].items():
+            assert r["splits"] == splits and len(r["auc_by_split"]) == len(splits)
+            lo, hi = r["ci"]["auc"]
+            assert lo <= r["auc"] <= hi and r["ci90"]["auc"][0] >= lo and r["ci90"]["auc"][1] <= hi
+            assert r["verdict"] in ("leaks", "defends", "not detected", "not testable at this size", "constant scores")
+            assert r["power"]["splits"] == len(splits) and not r["power"]["testable"]     # 20 + 20: never testable
+            assert r["verdict"] != "defends"
+
+
+def _check_claims(m, n):
+    assert len(m["claims"]) == n, [c["claim"] for c in m["claims"]]
+    for c in m["claims"]:
+        assert c["kind"] in ("claim", "descriptive", "not testable")
+        assert isinstance(c["holds"], bool) if c["kind"] == "claim" else c["holds"] is None
+
+
 def check_02(m):
-    assert m["seeds"] == [S0, S1] and "not Inception" in m["feature_extractor"]
+    assert m["splits"] == [0, 1] and m["seeds"] == {"0": S0, "1": S1} and "not Inception" in m["feature_extractor"]
     for method in ("lora", "base"):
         r = m[method]
-        assert set(r["per_seed"]) == {str(S0), str(S1)}
+        assert set(r["per_split"]) == {"0", "1"}
         for key in ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid"):
             assert r["mean"][key] is not None and np.isfinite(r["mean"][key])
         assert 0 <= r["mean"]["asr"] <= 1 and 0 <= r["mean"]["auc"] <= 1
@@ -65,59 +89,71 @@ def check_02(m):
         assert set(r["attacks"]) == set(attack.MAP_ATTACKS)
         assert schema.headline(m, method)["asr"] == schema.attack_mean(m, method, "loss_map_mlp")["asr"]
         assert set(m["noise_floor"][method]) == set(attack.MAP_ATTACKS)
-        assert all(f["n"] == 2 and f["sd"] >= 0 for f in m["noise_floor"][method].values())
-    assert len(m["claims"]) == 5 + 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
+        assert all(f["n"] == 2 for f in m["noise_floor"][method].values())
+    _check_pooled(m, ("lora", "base"), attack.MAP_ATTACKS, [0, 1])
+    _check_claims(m, 3 + 4)
+    assert len(m["checks"]) == 1 and m["fid_floor"]["fid"] >= 0
     for method in ("lora", "base"):                                 # the utilities adaptation buys (issue 16)
         u = m["utility"][method]
         assert u["heldout_loss"] > 0 and 0 <= u["sample_accuracy"] <= 1 and np.isfinite(u["fid"])
         assert set(m["utility_noise_floor"][method]["heldout_loss"]) == {"mean", "sd", "n", "threads"}
     for fig in ("train_loss", "loss_gap", "roc", "samples", "paper_mlp_learning_curve"):
         assert (paths.outputs_root() / "02_membership_inference_attack" / f"{fig}.png").stat().st_size > 1000
-    hist = m["lora"]["per_seed"][str(S0)]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
+    hist = m["lora"]["per_split"]["0"]["loss_map_mlp_paper"]["chosen_on_aux"]["history"]
     assert len(hist["val_acc"]) == len(hist["train_loss"]) == 100            # the paper's 100 epochs, shown
+    rows = _scores_csv("02_membership_inference_attack")
+    assert len(rows) == 1 + 2 * 2 * len(attack.MAP_ATTACKS) * 40           # (base, LoRA) x 2 splits x attacks x D_te
 
 
-def _check_method(r, seeds):
-    assert set(r["per_seed"]) == {str(s) for s in seeds}
+def _check_method(r, splits):
+    assert set(r["per_split"]) == {str(k) for k in splits}
     for key in ("asr", "auc", "auc_dev", "tpr_at_5pct_fpr", "fid", "kid"):
         assert r["mean"][key] is not None and np.isfinite(r["mean"][key]), key
     assert r["mean"]["asr"] == r["attacks"]["loss_map_mlp"]["mean"]["asr"]
-    assert all("ci" in a for a in r["per_seed"][str(seeds[0])].values() if isinstance(a, dict) and "auc" in a)
+    assert all("ci" in a for a in r["per_split"][str(splits[0])].values() if isinstance(a, dict) and "auc" in a)
 
 
 def check_03(m):
     stem = "03_mp_lora_instability"
     assert m["lam"] == config.make("tiny").train.lam and m["proxy_feature"] == "calibrated"
     for k in ("lora", "mp_lora", "mp_lora_clip", "mp_lora_normalize"):
-        _check_method(m[k], [S0])
+        _check_method(m[k], [0])
         d = m[k]["diagnostics"]
         assert d["steps"] == 2 * 2 and d["grad_norm_std"] >= 0                # 40 members / batch 32, 2 epochs
         assert (d.get("hessian_mean") is not None) == (k == "mp_lora")      # the Hessian only where it is plotted
-    assert m["mp_lora"]["diagnostics"]["grad_scale_privacy_std"] >= 0 and m["mp_lora"]["diagnostics"]["proxy_acc_final"]
+    assert m["mp_lora"]["diagnostics"]["grad_scale_privacy_std"] > 0 and m["mp_lora"]["diagnostics"]["proxy_acc_final"]
     assert "grad_scale_privacy_std" not in m["lora"]["diagnostics"]
     assert m["stabilisers"] == ["clip", "normalize"]
-    assert len(m["claims"]) == 8 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    _check_pooled(m, ("lora", "mp_lora"), attack.MAP_ATTACKS, [0])
+    _check_claims(m, 5 + 2)
+    assert m["claims"][0]["kind"] == "not testable"                     # defends, one split of 20 + 20
+    assert m["claims"][3]["kind"] == "not testable"                     # a PCC over 4 Hessian points
+    assert set(m["utility_vs_lora"]) == {"mp_lora", "mp_lora_clip", "mp_lora_normalize"}
     for fig in ("training_diagnostics", "grad_vs_hessian", "samples"):
         assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
 
 
 def check_04(m):
     stem = "04_smp_lora_training"
-    assert m["seeds"] == [S0, S1]
+    assert m["splits"] == [0, 1] and m["seeds"] == {"0": S0, "1": S1}
     for k in ("lora", "mp_lora", "smp_lora"):
-        _check_method(m[k], [S0, S1])
-        assert set(m[k]["diagnostics"]) == {str(S0), str(S1)}
-    smp = m["smp_lora"]["diagnostics"][str(S0)]
+        _check_method(m[k], [0, 1])
+        assert set(m[k]["diagnostics"]) == {"0", "1"}
+    smp = m["smp_lora"]["diagnostics"]["0"]
     assert 0 < smp["rescale_min"] <= smp["rescale_mean"] <= smp["rescale_max"] <= 1
-    _check_method(m["smp_lora_two_forwards"], [S0])
-    assert m["smp_lora"]["diagnostics"][str(S0)]["hessian_mean"] is not None
-    assert m["smp_lora"]["diagnostics"][str(S1)].get("hessian_mean") is None
-    _check_method(m["lora_early_stop"], [S0, S1])
+    _check_method(m["smp_lora_two_forwards"], [0])
+    assert m["smp_lora"]["diagnostics"]["0"]["hessian_mean"] is not None
+    assert m["smp_lora"]["diagnostics"]["1"].get("hessian_mean") is None
+    _check_method(m["lora_early_stop"], [0, 1])
     assert all(1 <= e <= 2 for e in m["lora_early_stop"]["epochs"].values())
-    assert len(m["claims"]) == 10 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    _check_pooled(m, ("lora", "mp_lora", "smp_lora", "lora_early_stop"), attack.MAP_ATTACKS, [0, 1])
+    _check_claims(m, 1 + 3 + 3 + 1 + 1)
+    assert [c["kind"] for c in m["claims"][1:4]] == ["not testable"] * 3 and m["claims"][-1]["kind"] == "descriptive"
+    assert m["early_stop_vs_smp"]["verdict"] in ("beyond", "behind", "indistinguishable")
     assert set(m["noise_floor"]) == {"lora", "mp_lora", "smp_lora", "smp_lora_two_forwards", "lora_early_stop"}
     for fig in ("fid_vs_asr", "roc", "samples", "training_diagnostics", "grad_vs_hessian"):
         assert (paths.outputs_root() / stem / f"{fig}.png").stat().st_size > 1000
+    _scores_csv(stem)
 
 
 def check_05(m):
@@ -132,8 +168,9 @@ def check_05(m):
     for rows in [*m["ablations"].values(), list(m["references"].values())]:
         for r in rows:
             assert 0 <= r["asr"] <= 1 and np.isfinite(r["fid"])
-    assert len(m["train_seconds"]) == 8 and len(m["claims"]) == 3
-    assert all(isinstance(c["holds"], bool) for c in m["claims"])
+    assert len(m["train_seconds"]) == 8
+    _check_claims(m, 3)
+    assert [c["kind"] for c in m["claims"]] == ["descriptive", "descriptive", "claim"]     # two lams: rho is +-1
     folder = paths.outputs_root() / stem
     for family in ("lam", "lr", "rank"):
         csv = (folder / f"ablation_{family}.csv").read_text().splitlines()
@@ -147,36 +184,37 @@ def check_05(m):
 
 def check_06(m):
     stem = "06_stronger_attacks_and_baselines"
-    methods = ["base", "lora", "lora_early_stop", "mp_lora", "smp_lora", "dp_lora_eps8"]
+    methods = ["base", "lora", "mp_lora", "smp_lora", "dp_lora_eps8"]
     attacks = list(attack.ATTACKS)
-    assert m["model_order"] == methods and m["attack_order"] == attacks
-    for method in methods:                                      # every method against every attack
-        assert set(m["matrix"][method]) == set(attacks) and np.isfinite(m["utility"][method]["fid"])
-        for a, r in m["matrix"][method].items():
-            lo, hi = r["ci"]["auc"]
-            assert 0 <= lo <= hi <= 1 and r["tpr_at_1pct_fpr"] is None and r["ci"]["tpr_at_1pct_fpr"] is None
-            assert r["ci"]["tpr_at_5pct_fpr"] is not None      # 20 non-members: 5% measurable, 1% not
+    assert m["model_order"] == methods and m["attack_order"] == attacks and m["splits"] == [0, 1]
+    _check_pooled(m, ["base", "lora", "smp_lora", "dp_lora_eps8"], attacks, [0, 1])
+    _check_pooled(m, ["mp_lora"], attacks, [0])                         # mp_splits 1
+    for method in methods:
+        assert np.isfinite(m["utility"][method]["fid"])
+    assert m["pooled"]["base"]["loss_at_t_ref"]["verdict"] == "constant scores"     # the base model against itself
     for a, r in m["chosen_on_aux"]["lora"].items():
         assert a.startswith("loss_map_mlp") or r["timestep"] in (1, 10, 50, 100, 200, 350, 400)
-    assert m["dp"]["dp_lora_eps8"]["epsilon_spent"] <= 8.0 + 1e-6 and m["checks"][0]["ok"]
-    assert 0 <= m["dp_audit"]["dp_lora_eps8"]["epsilon_lower_bound"] <= m["dp"]["dp_lora_eps8"]["epsilon_spent"]
-    assert set(m["verdicts"]["smp_lora"].values()) <= {"leaks", "defends", "not detected"}
-    assert len(m["spread"]) == 2                                # one seed: the member splits of LoRA and SMP-LoRA
+    assert m["dp"]["dp_lora_eps8"]["epsilon_spent"] <= 8.0 + 1e-6
+    audit = m["dp_audit"]["dp_lora_eps8"]
+    assert 0 <= audit["epsilon_lower_bound"] <= audit["ceiling"] and audit["can_fail"] is False   # 40 + 40: it cannot
+    assert m["checks"][0]["ok"] is True and "cannot fail" in m["checks"][0]["check"]
     for a, by_utility in m["frontier"].items():
         assert set(by_utility) == {"fid", "heldout_loss"}
         for f in by_utility.values():
-            assert [c["epoch"] for c in f["curve"]] == [0, 1, 3] and set(f["points"]) == set(methods[1:])
+            assert [c["epoch"] for c in f["curve"]] == [0, 1, 2, 3] and set(f["points"]) == {"smp_lora", "dp_lora_eps8"}
+            assert f["gap"]["smp_lora"]["verdict"] in ("beyond", "behind", "indistinguishable")
+    assert m["vs_dp"]["dp_lora_eps8"]["auc_dev"]["verdict"] in ("beyond", "behind", "indistinguishable")
     assert m["strongest_threshold_attack_on_aux"] in ("loss_at_t", "loss_at_t_ref", "pia", "pian", "secmi", "sima")
-    assert len(m["claims"]) == 9 + 9 + 4 + 1 + 4 and all(isinstance(c["holds"], bool) for c in m["claims"])
+    _check_claims(m, 9 + 1 + 9 + 4 + 1 + 4)
+    assert sum(c["kind"] == "descriptive" for c in m["claims"][:9]) == 2          # the two reference attacks
     assert m["utility"]["base"]["heldout_loss"] > 0 and 0 <= m["utility"]["lora"]["sample_accuracy"] <= 1
-    assert m["utility_noise_floor"]["lora"]["heldout_loss"]["n"] == 1                 # one seed: no spread yet
-    assert m["utility_vs_lora"]["smp_lora"]["fid"]["verdict"] in ("no difference", "lower", "higher")
-    assert m["in_distribution"] == {}                           # section 5 is off by default
+    assert m["in_distribution"] == {} and "Design: 2 member split(s)" in m["conclusion"]
     folder = paths.outputs_root() / stem
     for fig in ("attack_matrix", "roc_lora", "roc_smp_lora", "frontier_mlp_fid", "frontier_mlp_heldout_loss",
-                "frontier_threshold_fid", "frontier_threshold_heldout_loss"):
+                "frontier_strongest_fid", "frontier_strongest_heldout_loss"):
         assert (folder / f"{fig}.png").stat().st_size > 1000
-    assert (folder / "attack_matrix.csv").read_text().startswith("method,attack,auc")
+    assert (folder / "attack_matrix.csv").read_text().startswith("model,attack,splits")
+    assert any(",lora_snapshot_1,0," in r or r.startswith("lora_snapshot_1,") for r in _scores_csv(stem))
 
 
 CHECKS = {"01_data_splitting": check_01, "02_membership_inference_attack": check_02,
@@ -279,15 +317,15 @@ PAPER_SMALL = {"resolution": 16, "lora_rank": 4, "lora_alpha": 4.0, "batch_size"
                "mixed_precision": "no", "quality_features": "pixels", "sample_steps": 2}
 PAPER_SPLIT = {"member_aux": 12, "member_te": 12, "nonmember_aux": 12, "nonmember_te": 12}   # crashes show at any size
 PAPER_PARAMS = {  # the CI sizes of each notebook, the paper profile's own knobs where a notebook has no parameter
-    "02_membership_inference_attack": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2},
+    "02_membership_inference_attack": {"n_splits": 1, "epochs": 2, "mlp_epochs": 2},
     "03_mp_lora_instability": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2},
-    "04_smp_lora_training": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2,
-                             "two_forward_seeds": 1},
+    "04_smp_lora_training": {"n_splits": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2,
+                             "two_forward_splits": 1},
     "05_ablations": {"epochs": 2, "mlp_epochs": 2, "hessian_every": 2, "hessian_iters": 2, "lams": [0.05],
-                     "lr_factors": [1.0], "rank_factors": [1.0], "n_seeds": 1},
-    "06_stronger_attacks_and_baselines": {"n_seeds": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2,
-                                          "hessian_iters": 2, "member_seeds": [], "dp_epsilons": [8.0],
-                                          "dp_epochs": 1, "frontier_epochs": [1], "n_boot": 20},
+                     "lr_factors": [1.0], "rank_factors": [1.0], "n_splits": 1},
+    "06_stronger_attacks_and_baselines": {"n_splits": 1, "epochs": 2, "mlp_epochs": 2, "hessian_every": 2,
+                                          "hessian_iters": 2, "mp_splits": 1, "dp_epsilons": [8.0],
+                                          "dp_epochs": 1, "n_boot": 20},
 }
 
 

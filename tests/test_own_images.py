@@ -39,15 +39,15 @@ SMALL = {"member_aux": 12, "member_te": 12, "nonmember_aux": 12, "nonmember_te":
 FEW = {"epochs": 1, "mlp_epochs": 2, "overrides": SMALL}
 PARAMS = {  # the test sizes: every section runs, nothing more
     "01_data_splitting": {"vae_steps": 10, "pretrain_steps": 10, "n_samples": 6, "overrides": SMALL},
-    "02_membership_inference_attack": {**FEW, "n_seeds": 1},
+    "02_membership_inference_attack": {**FEW, "n_splits": 1},
     "03_mp_lora_instability": {**FEW, "hessian_every": 1, "hessian_iters": 2},
-    "04_smp_lora_training": {**FEW, "n_seeds": 1, "hessian_every": 1, "hessian_iters": 2, "two_forward_seeds": 1},
+    "04_smp_lora_training": {**FEW, "n_splits": 1, "hessian_every": 1, "hessian_iters": 2, "two_forward_splits": 1},
     "05_ablations": {**FEW, "hessian_every": 1, "hessian_iters": 2, "lams": [1.0, 0.1], "lr_factors": [1.0],
-                     "rank_factors": [1.0], "n_seeds": 1},
-    "06_stronger_attacks_and_baselines": {**FEW, "epochs": 2, "n_seeds": 1, "hessian_every": 1, "hessian_iters": 2,
-                                          "member_seeds": [], "dp_epsilons": [8.0], "dp_epochs": 1,
-                                          "frontier_epochs": [1], "n_boot": 20, "in_distribution": True},
-}   # one seed each (notebooks 02, 04 and 06 at two seeds: tests/test_notebooks.py); section 5 of 06 runs here
+                     "rank_factors": [1.0], "n_splits": 1},
+    "06_stronger_attacks_and_baselines": {**FEW, "epochs": 2, "n_splits": 1, "mp_splits": 1, "hessian_every": 1,
+                                          "hessian_iters": 2, "dp_epsilons": [8.0], "dp_epochs": 1, "n_boot": 20,
+                                          "in_distribution": True},
+}   # one split each (notebooks 02, 04 and 06 at two splits: tests/test_notebooks.py); section 5 of 06 runs here
 
 
 def test_the_tiny_profile_adapts_to_a_folder(tmp_path, capsys):

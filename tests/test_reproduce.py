@@ -94,18 +94,36 @@ def test_width_shares_the_cores_only_when_that_ends_sooner():
     assert parallel.width([1, 1], 4) == 2 and parallel.width([1, 1, 1], 1) == 1
 
 
+METHOD = ("per_split", "attacks", "quality", "mean", "sem")            # schema.METHOD_RECORD
+
+
+def _pooled(auc, verdict, sizes=((58, 200),)):
+    """A pooled record (``pooled.Pooled.record``'s fields) with a made-up interval."""
+    from smplora_nb import power
+
+    return {"auc": auc, "auc_dev": abs(auc - 0.5) / 0.5, "splits": list(range(len(sizes))),
+            "auc_by_split": [auc] * len(sizes), "ci": {"auc": [auc - 0.1, auc + 0.1]},
+            "ci90": {"auc": [auc - 0.08, auc + 0.08]}, "auc_dev_tost": [0.0, abs(auc - 0.5) / 0.5 + 0.16],
+            "constant": False, "power": power.figures(sizes), "verdict": verdict}
+
+
 def test_report_puts_results_next_to_the_paper(tmp_path):
     root = tmp_path / "out"
     m = {"mean": {"fid": 1.5, "kid": 0.2, "asr": 0.8, "auc_dev": 0.7, "tpr_at_5pct_fpr": 0.3},
          "sem": {"fid": 0.1, "kid": None, "asr": 0.01, "auc_dev": 0.02, "tpr_at_5pct_fpr": None},
-         "per_seed": {}, "attacks": {}, "quality": {}}
+         "per_split": {}, "attacks": {}, "quality": {}}
+    claim = {"value": 0.6, "op": "<", "target": 0.1, "holds": False, "kind": "claim"}
     paths.write_json(root / "04_smp_lora_training" / "metrics.json", {
-        "profile": "tiny", "seeds": [1, 2], "lam": 1.0, "proxy_feature": "calibrated", "noise_floor": {}, "utility": {},
-        "utility_noise_floor": {}, "lora": m, "mp_lora": m, "smp_lora": m,
-        "claims": [{"claim": "SMP defends", "value": 0.6, "op": "<=", "target": 0.56, "holds": False}]})
+        "profile": "tiny", "splits": [0, 1], "seeds": {"0": 1, "1": 2}, "lam": 1.0, "proxy_feature": "calibrated",
+        "noise_floor": {}, "pooled": {"smp_lora": {"sima": _pooled(0.6, "not testable at this size")}}, "utility": {},
+        "utility_noise_floor": {}, "fid_floor": {"fid": 0.4}, "lora": m, "mp_lora": m, "smp_lora": m,
+        "claims": [{"claim": "SMP defends", **claim}, {"claim": "LoRA leaks", **claim, "holds": True},
+                   {"claim": "SMP defends against SimA", **claim, "holds": None, "kind": "not testable",
+                    "power": "needs about 8 splits"},
+                   {"claim": "one vs two forwards", **claim, "holds": None, "kind": "descriptive"}]})
     paths.write_json(root / "05_ablations" / "metrics.json", {
         "profile": "tiny", "seed": 1, "grid": {"lam": [1.0], "lr_factors": [0.1], "rank_factors": [0.25]},
-        "references": {},
+        "references": {}, "vs_lora": {},
         "ablations": {"lam": [{"lam": 1.0, "asr": 0.5, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
                       "lr": [{"lr": 3e-4, "asr": 0.6, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}],
                       "rank": [{"rank": 4, "asr": 0.7, "auc_dev": 0.1, "fid": 2.0, "kid": 0.3}]},
@@ -113,7 +131,11 @@ def test_report_puts_results_next_to_the_paper(tmp_path):
     (root / "05_ablations" / "privacy_utility.png").write_bytes(b"png")
     text = report.write(root).read_text()
     assert "| LoRA | 1.500 ± 0.100 | 0.200 | 0.800 ± 0.010" in text and "0.2 / 0.003 / 0.8227" in text
-    assert "SMP defends (measured 0.600, target <= 0.56)" in text
+    assert "member splits [0, 1]" in text
+    assert "| [04_smp_lora_training](04_smp_lora_training/04_smp_lora_training.ipynb) | tiny | 1 / 2 |" in text
+    assert "SMP defends (measured 0.600, target < 0.1)" in text and "LoRA leaks (measured" not in text
+    untestable = text[text.index("**not testable at this size**"):]
+    assert "SMP defends against SimA (needs about 8 splits)" in untestable and "one vs two forwards" not in text
     assert "| 1 | 0.500 | 0.100 | 2.000 | 0.300 | lam 1 | 1.633 | 0.46 |" in text
     assert "lr 1e-05 (x0.1) | 0.436 | 0.462" in text and "rank 16 (x0.25) | 0.541 | 0.531" in text
     assert "[privacy_utility](05_ablations/privacy_utility.png)" in text
@@ -121,25 +143,39 @@ def test_report_puts_results_next_to_the_paper(tmp_path):
 
 def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
     root = tmp_path / "out"
-    r = lambda v: {"auc": v, "ci": {"auc": [v - 0.1, v + 0.1]}}           # noqa: E731
+    beyond = {"difference": 0.1, "ci": [0.05, 0.15], "verdict": "beyond"}
     paths.write_json(root / "06_stronger_attacks_and_baselines" / "metrics.json", {
-        "profile": "tiny", "seeds": [1], "attack_order": ["sima", "loss_at_t"],
-        "model_order": ["lora", "dp_lora_eps1"], "matrix": {"lora": {"sima": r(0.7), "loss_at_t": r(0.6)},
-                                                            "dp_lora_eps1": {"sima": r(0.5), "loss_at_t": r(0.55)}},
-        "utility": {"lora": {"fid": 1.2}, "dp_lora_eps1": {"fid": 3.4}}, "utility_noise_floor": {}, "spread": [], "dp": {}, "dp_audit": {},
-        "verdicts": {}, "checks": [],
-        "frontier": {"loss_at_t": {"fid": {"gap": {"lora": 0.0, "dp_lora_eps1": None}}}}, "claims": []})
+        "profile": "tiny", "splits": [0], "seeds": {"0": 1}, "attack_order": ["sima", "loss_at_t"],
+        "model_order": ["lora", "smp_lora", "dp_lora_eps1"],
+        "pooled": {"lora": {"sima": _pooled(0.7, "leaks"), "loss_at_t": _pooled(0.6, "not detected")},
+                   "smp_lora": {"sima": _pooled(0.5, "not testable at this size"),
+                                "loss_at_t": _pooled(0.52, "not testable at this size")},
+                   "dp_lora_eps1": {"sima": _pooled(0.5, "defends"), "loss_at_t": _pooled(0.55, "not detected")}},
+        "verdicts": {}, "utility": {"lora": {"fid": 1.2}, "smp_lora": {"fid": 1.5}, "dp_lora_eps1": {"fid": 3.4}},
+        "utility_noise_floor": {}, "dp": {}, "dp_audit": {}, "checks": [], "claims": [], "conclusion": "",
+        "vs_dp": {"dp_lora_eps1": {"auc_dev": beyond, "heldout_loss": {**beyond, "difference": 0.002,
+                                                                        "ci": [-0.001, 0.004]}}},
+        "frontier": {"loss_at_t": {"fid": {"gap": {
+            "smp_lora": {"gap": 0.12, "ci": [0.02, 0.2], "reachable": True, "verdict": "beyond"},
+            # a utility no checkpoint reaches: its interval is infinite, written to JSON as null
+            "dp_lora_eps1": {"gap": None, "ci": [float("inf"), float("inf")], "reachable": False,
+                             "verdict": "beyond"}}}}}})
     text = report.write(root).read_text()
     assert "| method | SimA | Loss@t | FID |" in text
-    assert text.index("| LoRA | 0.70 [0.60, 0.80] | 0.60 [0.50, 0.70] | 1.20 |") < text.index("| DP-LoRA (eps 1) |")
-    assert "Frontier gap for Loss@t, utility fid" in text
+    lora = "| LoRA | 0.70 [0.60, 0.80] leaks | 0.60 [0.50, 0.70] not detected | 1.20 |"
+    assert text.index(lora) < text.index("| SMP-LoRA | 0.50 [0.40, 0.60] not testable at this size |") \
+        < text.index("| DP-LoRA (eps 1) |")
+    assert "What the verdicts could detect: defends not testable at this size" in text
+    assert "| Loss@t | fid | SMP-LoRA | 0.12 | [0.020, 0.200] | True | beyond |" in text
+    assert "| Loss@t | fid | DP-LoRA (eps 1) |  | [inf, inf] | False | beyond |" in text   # unreachable: still a row
+    assert "| DP-LoRA (eps 1) | +0.100 [+0.050, +0.150] | beyond | +0.0020 [-0.0010, +0.0040] |" in text
 
 
 SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "16", "-p", "member_te", "16",
          "-p", "nonmember_aux", "16", "-p", "nonmember_te", "16", "-p", "sample_steps", "2", "-p", "unet_channels", "[16, 32]", "-p", "epochs", "8",
          "-p", "mlp_epochs", "3",
          "-p", "hessian_every", "0", "-p", "lams", "[1.0, 0.1]", "-p", "lr_factors", "[1.0]",
-         "-p", "rank_factors", "[1.0]", "-p", "n_seeds", "1"]
+         "-p", "rank_factors", "[1.0]", "-p", "n_splits", "1"]
 
 
 def _reproduce(out: Path, extra=(), sweep=SWEEP):
@@ -258,14 +294,14 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     shown = capsys.readouterr().out
     assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
     box = widgets.explorer(entries, real, ["a", "b", "c"])
-    method, lam, seed = box.children[0].children
-    assert method.options == (("LoRA", "lora"), ("SMP-LoRA", "smp_lora")) and seed.options == (("1", 1),)
+    method, lam, split = box.children[0].children
+    assert method.options == (("LoRA", "lora"), ("SMP-LoRA", "smp_lora")) and split.options == (("1", 1),)
     assert lam.options == (("n/a", None),) and lam.disabled                # lam does not apply to plain LoRA
     method.value = "smp_lora"
-    assert lam.options == (("0.1", 0.1), ("1.0", 1.0)) and not lam.disabled and seed.options == (("1", 1),)
+    assert lam.options == (("0.1", 0.1), ("1.0", 1.0)) and not lam.disabled and split.options == (("1", 1),)
     lam.value = 1.0
-    assert seed.options == (("1", 1), ("2", 2))
-    seed.value = 2
+    assert split.options == (("1", 1), ("2", 2))
+    split.value = 2
 
 
 def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
@@ -277,10 +313,11 @@ def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
     def write(split, seeds):
         paths.write_json(root / "01_data_splitting" / "metrics.json", {
             "profile": "tiny", "counts": {}, "disjoint": True, "model_free_split_check": {}, "claims": [],
-            "split_seed": split})
+            "checks": [], "split_seed": split})
         paths.write_json(root / "02_membership_inference_attack" / "metrics.json", {
-            "profile": "tiny", "seeds": seeds, "noise_floor": {}, "utility": {}, "utility_noise_floor": {},
-            "claims": [], **{k: {f: {} for f in ("per_seed", "attacks", "quality", "mean", "sem")} for k in ("lora", "base")}})
+            "profile": "tiny", "splits": list(range(len(seeds))), "seeds": {str(k): s for k, s in enumerate(seeds)},
+            "noise_floor": {}, "pooled": {}, "utility": {}, "utility_noise_floor": {}, "fid_floor": {}, "claims": [],
+            "checks": [], **{k: {f: {} for f in METHOD} for k in ("lora", "base")}})
         return report.write(root).read_text()
     c = config.CONFIRM_SEEDS
     assert "**confirmatory**" in write(c["split_seed"], [c["seed"], c["seed"] + 1])

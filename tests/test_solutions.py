@@ -56,7 +56,8 @@ def test_02_solutions(tiny_setup, evals):
     _, _, splits, _ = tiny_setup
     s = _solutions("02_membership_inference_attack")
     chance = s.exercise_1(splits)
-    assert chance["verdict"] != "leaks" and chance["tpr_at_1pct_fpr"] is None
+    assert chance["verdict"] == "not testable at this size" and not chance["power"]["testable"]
+    assert chance["tpr_at_1pct_fpr"] is None
     ranked = s.exercise_2(evals, 0)
     assert abs(ranked[0][1] - 0.5) >= abs(ranked[-1][1] - 0.5)
     control = s.exercise_3(evals, 0)
@@ -79,7 +80,8 @@ def test_04_solutions(evals):
     s = _solutions("04_smp_lora_training")
     factors = s.exercise_1()
     assert max(factors[1.0]) - min(factors[1.0]) > max(factors[0.05]) - min(factors[0.05]) > 0
-    assert set(s.exercise_2(evals, 0).values()) <= {"leaks", "defends", "not detected"}
+    verdicts = s.exercise_2(evals, 0)                            # 6 + 6 images: defends cannot pass
+    assert verdicts and set(verdicts.values()) <= {"leaks", "not testable at this size"}
     assert set(s.exercise_3(evals)) == {"smp_lora", "lora_early_stop"}
 
 
