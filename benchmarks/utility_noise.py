@@ -15,7 +15,7 @@ import tempfile
 
 import torch
 
-from smplora_nb import config, evaluate, metrics, models, runs, sets, study
+from smplora_nb import config, evaluate, models, quality, runs, sets, study
 
 
 def audit(cfg, splits, base, extractor, threads: int) -> dict:
@@ -30,7 +30,7 @@ def main() -> int:
     cfg = config.make("tiny", **config.DEV_SEEDS)
     items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)              # one base model for both runs
-    extractor = metrics.quality_extractor(splits, cfg, items)
+    extractor = quality.quality_extractor(splits, cfg, items)
     out = {}
     for threads in (1, 2):
         with tempfile.TemporaryDirectory() as root:            # a run folder of its own (the cache key ignores threads)

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 
-from smplora_nb import attack, config, evaluate, grids, metrics, models, paths, powered, runs, sets, study, tables
+from smplora_nb import attack, config, evaluate, grids, models, paths, powered, quality, runs, sets, study, tables
 
 
 def main(argv=None) -> int:
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     trained = runs.train_many(grid, splits, base)
     audited = {("lora_snapshot", e): f for e, f in runs.snapshots(trained["lora", 0]).items()}
     audited.update({("lora_snapshot", 0): None, **{k: v for k, v in trained.items() if k[0] == "smp_lora"}})
-    evals = evaluate.evaluate_many(base, audited, splits, metrics.quality_extractor(splits, cfg, items),
+    evals = evaluate.evaluate_many(base, audited, splits, quality.quality_extractor(splits, cfg, items),
                                    {k: seed for k in audited}, steps=cfg.model.sample_steps,
                                    guidance_scale=cfg.model.guidance_scale)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from . import config, evaluate, metrics, models, runs, sets
+from . import config, evaluate, models, quality, runs, sets
 from .grids import split_index
 
 
@@ -57,8 +57,8 @@ class Bench:
 
     @cached_property
     def extractor(self):
-        """The FID/KID features (and digit classifier) of ``metrics.quality_extractor``, fitted on the judge set."""
-        return metrics.quality_extractor(self.splits, self.cfg, self.items)
+        """The FID/KID features (and digit classifier) of ``quality.quality_extractor``, fitted on the judge set."""
+        return quality.quality_extractor(self.splits, self.cfg, self.items)
 
     def seed(self, key) -> int:
         """The training (and attack) seed of a run key: ``seed + k``."""

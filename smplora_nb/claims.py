@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import beta, norm
 
 from . import power
 from .pooled import auc_dev_interval  # noqa: F401  (the claims' vocabulary: re-exported)
@@ -110,8 +111,6 @@ def weakly_correlated(text: str, r: float | None, n: int, bound: float = 0.5) ->
     """Claim "``text``": Pearson's r over ``n`` points lies within (-bound, bound), its whole Fisher-z 95% interval
     inside. Not testable when even r = 0 would give an interval reaching ``bound``; with the points it would need
     for 80% power at a true correlation of 0."""
-    from scipy.stats import norm
-
     z, z80 = norm.ppf(0.975), norm.ppf(0.9)
     need = math.ceil(3 + ((z + z80) / math.atanh(bound)) ** 2)
     if r is None or n < 4 or math.tanh(z / math.sqrt(n - 3)) >= bound:
@@ -125,8 +124,6 @@ def weakly_correlated(text: str, r: float | None, n: int, bound: float = 0.5) ->
 def proportion(text: str, p: float | None, n: int, op: str, target: float) -> dict:
     """Claim "``text``" on a proportion ``p`` of ``n`` trials (e.g. generated images drawn as the right class), with
     its 95% Clopper-Pearson interval."""
-    from scipy.stats import beta
-
     if p is None or not n:
         return claim(text, p, op, target)
     k = round(p * n)
@@ -158,8 +155,6 @@ def empirical_epsilon(scores_member, scores_nonmember, threshold: float, delta: 
     (epsilon, delta)-DP training run satisfies TPR <= e^eps FPR + delta and 1 - FPR <= e^eps (1 - TPR) + delta, so
     eps >= max(log((TPR_lo - delta) / FPR_hi), log((1 - FPR_hi - delta) / (1 - TPR_lo))) at confidence ``level``.
     """
-    from scipy.stats import beta
-
     sm, sn = np.asarray(scores_member, float), np.asarray(scores_nonmember, float)
     tp, fp, n_m, n_n = int((sm >= threshold).sum()), int((sn >= threshold).sum()), len(sm), len(sn)
     a = (1 - level) / 2
@@ -172,21 +167,3 @@ def empirical_epsilon(scores_member, scores_nonmember, threshold: float, delta: 
         bounds.append(math.log((1 - fpr_hi - delta) / (1 - tpr_lo)))
     return {"epsilon_lower_bound": max(bounds), "tpr": tp / n_m, "fpr": fp / n_n, "tpr_lower": tpr_lo,
             "fpr_upper": fpr_hi, "level": level, "delta": delta, "n_member": n_m, "n_nonmember": n_n}
-
-
-def model_free_split_check(splits, seed: int = 0, n_boot: int = 1000) -> dict:
-    """Can the images alone tell members from non-members? A logistic regression on pooled pixels
-    (``metrics.PooledPixels``), fitted on D_aux (member_aux vs nonmember_aux), scored on D_te: its AUC and
-    bootstrap interval. Near 0.5 means the split measures memorisation, not a distribution shift (CopyMark)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from .metrics import PooledPixels, bootstrap_ci, membership
-
-    feats = {k: PooledPixels()(np.stack([it.image for it in splits[k]]))
-             for k in ("member_aux", "nonmember_aux", "member_te", "nonmember_te")}
-    x = np.concatenate([feats["member_aux"], feats["nonmember_aux"]])
-    y = np.r_[np.ones(len(feats["member_aux"])), np.zeros(len(feats["nonmember_aux"]))]
-    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x, y)
-    sm, sn = clf.decision_function(feats["member_te"]), clf.decision_function(feats["nonmember_te"])
-    return {**membership(sm, sn, 0.0), "ci": bootstrap_ci(sm, sn, n_boot, seed=seed),
-            "features": PooledPixels.DESCRIPTION}

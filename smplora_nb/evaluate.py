@@ -4,7 +4,7 @@ For a trained run (or the base model, the control) this
 
 1. audits its membership with the attacks asked for (``attack.audit``: each fitted on D_aux, scored once on D_te;
    one record per attack, each cached on its own),
-2. generates one image per member caption and compares them with the member images (``metrics``: FID, KID and, for
+2. generates one image per member caption and compares them with the member images (``quality``: FID, KID and, for
    digits, the digit classifier's accuracy), and takes the mean loss of every private set (held-out fit),
 
 and stores the quality as JSON (plus a few sample images as ``.npy``) beside the run, keyed by a hash of everything
@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import numpy as np
 
-from . import attack, metrics, models, parallel, paths, sets
+from . import attack, models, parallel, paths, quality, sets
 
 EVAL_VERSION = 3                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
@@ -57,8 +57,8 @@ def _work_left(base, run, splits, extractor, seed, attacks, mlp_epochs, n_boot, 
     the images and their quality not computed yet."""
     folder, key = attack.folder(base, run), _key(splits, extractor, steps, guidance_scale)
     left = sum(not attack.cached(base, run, splits, (a,), seed, n_boot, mlp_epochs) for a in attacks)
-    quality = (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists()
-    return left + 2.0 * (not quality)
+    sampled = (folder / f"{key}.json").exists() and (folder / f"{key}_samples.npy").exists()
+    return left + 2.0 * (not sampled)
 
 
 def _evaluate_quietly(base, run, splits, extractor, seed, kw) -> None:
@@ -107,6 +107,6 @@ def fid_floor(base, run, splits, extractor, steps: int = 25, guidance_scale: flo
         pipe = attack.Probe(base, run, splits).pipe
         a, b = (models.generate(pipe, [it.caption for it in members], seed=s, steps=steps,
                                 guidance_scale=guidance_scale, resolution=members[0].image.shape[0]) for s in (0, 1))
-        out = metrics.fid_kid(extractor.features(a), extractor.features(b))
+        out = quality.fid_kid(extractor.features(a), extractor.features(b))
         paths.write_json(path, out)
     return out

@@ -1,16 +1,19 @@
 """The analyses of the series on evaluated runs, per split (smplora_nb, arXiv 2402.11989 companion): per-method
 summaries over member splits and their noise floors, utilities and their floors, training statistics, the ablation
-tables. The pooled verdicts, the frontier and the DP comparisons of the powered audit are ``powered``.
+tables, and notebook 01's model-free check of the split. The pooled verdicts, the frontier and the DP comparisons of the powered audit are ``powered``.
 
 Every function takes ``evals``, the ``{key: evaluation}`` of ``evaluate.evaluate_many`` with keys ``(model, k)``, k
-the member split (``grids``), and returns plain records whose keys are the glossary's names; ``viz.label`` gives the
+the member split (``grids``), and returns plain records whose keys are the glossary's names; ``labels.label`` gives the
 words a reader sees. A researcher can call them on their own runs without a notebook.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
+from scipy.stats import t as student_t
+from sklearn.linear_model import LogisticRegression
 
-from . import claims, diagnostics, metrics, scores
+from . import claims, diagnostics, metrics, quality, scores
 from .attack import PAPER_ATTACK
 
 THRESHOLD_ATTACKS = ("loss_at_t", "loss_at_t_ref") + scores.SCORES   # the attacks with a D_aux-chosen threshold
@@ -169,8 +172,6 @@ def ablation_families(tables: dict) -> dict:
 
 def rank_correlation(rows: list[dict], x: str, y: str) -> float:
     """Spearman's rank correlation of ``y`` with ``x`` over ``rows`` (e.g. FID with ``lam`` over Table 6's grid)."""
-    from scipy.stats import spearmanr
-
     rows = sorted(rows, key=lambda r: r[x])
     return float(spearmanr([r[x] for r in rows], [r[y] for r in rows]).statistic)
 
@@ -178,9 +179,21 @@ def rank_correlation(rows: list[dict], x: str, y: str) -> float:
 def prediction_ratio(one: list, two: list) -> float:
     """|mean(two) - mean(one)| over the half-width of the 95% Student-t prediction interval for the mean of
     len(two) new runs from the spread of ``one``: <= 1 means ``two`` is inside seed noise."""
-    from scipy.stats import t as student_t
-
     if len(one) < 2:
         return float("nan")
     half = student_t.ppf(0.975, len(one) - 1) * np.std(one, ddof=1) * np.sqrt(1 / len(two) + 1 / len(one))
     return float(abs(np.mean(two) - np.mean(one)) / half)
+
+
+def model_free_split_check(splits, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Can the images alone tell members from non-members? A logistic regression on pooled pixels
+    (``quality.PooledPixels``), fitted on D_aux (member_aux vs nonmember_aux), scored on D_te: its AUC and
+    bootstrap interval. Near 0.5 means the split measures memorisation, not a distribution shift (CopyMark)."""
+    feats = {k: quality.PooledPixels()(np.stack([it.image for it in splits[k]]))
+             for k in ("member_aux", "nonmember_aux", "member_te", "nonmember_te")}
+    x = np.concatenate([feats["member_aux"], feats["nonmember_aux"]])
+    y = np.r_[np.ones(len(feats["member_aux"])), np.zeros(len(feats["nonmember_aux"]))]
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x, y)
+    sm, sn = clf.decision_function(feats["member_te"]), clf.decision_function(feats["nonmember_te"])
+    return {**metrics.membership(sm, sn, 0.0), "ci": metrics.bootstrap_ci(sm, sn, n_boot, seed=seed),
+            "features": quality.PooledPixels.DESCRIPTION}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from smplora_nb import claims, config, data, pooled, scores, sets, tables
+from smplora_nb import claims, config, data, pooled, scores, sets, study, tables
 
 
 def _single(sm, sn, n_boot=300):
@@ -149,11 +149,11 @@ def test_model_free_split_check_sees_a_shift_and_no_shift():
     items = data.load_dataset("digits", 16)
     splits = sets.make_splits(items, config.make("tiny", member_aux=30, member_te=30, nonmember_aux=30,
                                                  nonmember_te=30).split)
-    fair = claims.model_free_split_check(splits, n_boot=100)
+    fair = study.model_free_split_check(splits, n_boot=100)
     assert fair["ci"]["auc"][0] <= fair["auc"] <= fair["ci"]["auc"][1] and fair["ci"]["auc"][0] < 0.5
     bright = {k: [type(it)(**{**vars(it), "image": np.clip(it.image.astype(int) + 120, 0, 255).astype(np.uint8)})
                   for it in v] if k.startswith("member") else v for k, v in splits.items()}
-    shifted = claims.model_free_split_check(bright, n_boot=100)              # members brighter: a shift
+    shifted = study.model_free_split_check(bright, n_boot=100)              # members brighter: a shift
     assert shifted["auc"] > 0.9 and shifted["ci"]["auc"][0] > 0.5
     assert claims.auc_dev_interval(shifted["ci"]["auc"])[0] > 0 == claims.auc_dev_interval(fair["ci"]["auc"])[0]
 

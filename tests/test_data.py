@@ -576,29 +576,3 @@ def test_private_classes_give_a_private_domain_the_base_model_never_saw():
             config.make("tiny", private_classes=bad)
     with pytest.raises(ValueError, match="private images"):
         sets.make_splits(items, config.make("tiny", private_classes="9", member_aux=200).split)
-
-
-def test_the_judge_set_knows_every_class_and_no_private_image():
-    """The quality features and the digit classifier are fitted on the judge set: every distinct image outside the
-    four private sets, so with private classes it holds all ten digits and no member or non-member."""
-    from smplora_nb import config, metrics, sets
-
-    items = data.load_dataset("digits", 16)
-    s = sets.make_splits(items, config.make("tiny").split)
-    judge = sets.judge(items, s)
-    private = {it.sha256 for k in sets.PRIVATE for it in s[k]}
-    assert not private & {it.sha256 for it in judge} and {it.label for it in judge} == set(range(10))
-    assert len(judge) == len(sets.dedupe(items)) - len(private) and set(map(id, s["public"])) <= set(map(id, judge))
-    clf = metrics.digit_classifier(judge[::3])
-    real = s["member_te"]
-    acc = metrics.accuracy_by_domain(clf, [it.image for it in real], [it.label for it in real], {5, 6, 7, 8, 9})
-    assert set(acc) == {"digit_accuracy_base_samples", "digit_accuracy_base_private_classes",   # no public caption
-                        "n_base_private_classes"} and acc["n_base_private_classes"] == len(real)
-    assert acc["digit_accuracy_base_private_classes"] > 0.8                   # it reads the private digits
-    mixed = s["public"][:20] + real[:20]
-    both = metrics.accuracy_by_domain(clf, [it.image for it in mixed], [it.label for it in mixed], {5, 6, 7, 8, 9})
-    assert set(both) == {"digit_accuracy_base_samples", "digit_accuracy_base_public_classes",
-                         "digit_accuracy_base_private_classes", "n_base_public_classes", "n_base_private_classes"}
-    assert both["n_base_public_classes"] == both["n_base_private_classes"] == 20
-    assert set(metrics.accuracy_by_domain(clf, [it.image for it in mixed], [it.label for it in mixed], set())) == {
-        "digit_accuracy_base_samples"}

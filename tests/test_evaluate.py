@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from smplora_nb import config, evaluate, metrics, runs
+from smplora_nb import config, evaluate, quality, runs
 
 
 def test_evaluate_caches_audit_and_samples(tiny_setup, monkeypatch):
     cfg, items, splits, base = tiny_setup
     run = runs.train(config.replace(cfg, epochs=2), splits, base, progress=False)
-    extractor = metrics.quality_extractor(splits, cfg, items)
+    extractor = quality.quality_extractor(splits, cfg, items)
     first = evaluate.evaluate(base, run, splits, extractor, seed=0, mlp_epochs=2, steps=2)
     assert list(first["audit"]) == list(evaluate.attack.MAP_ATTACKS)     # the attacks that read the loss maps
     assert np.isfinite(first["quality"]["fid"]) and first["samples"].dtype == np.uint8
@@ -32,7 +32,7 @@ def test_evaluate_many_side_by_side_matches_in_process(tiny_setup, monkeypatch, 
     cfg, items, splits, base = tiny_setup
     trained = {"a": runs.train(config.replace(cfg, epochs=1), splits, base, progress=False), "base": None}
     seeds = {"a": 0, "base": 3}
-    extractor = metrics.quality_extractor(splits, cfg, items)
+    extractor = quality.quality_extractor(splits, cfg, items)
     many = evaluate.evaluate_many(base, trained, splits, extractor, seeds, mlp_epochs=2, steps=2, workers=2,
                                   progress=False)
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path / "in_process"))   # the base model's audit cache moves

@@ -60,23 +60,6 @@ def test_nonfinite_scores_are_rejected():
         metrics.membership([np.nan, 1.0], [0.0, 1.0], 0.5)
 
 
-def test_fid_kid_near_zero_for_same_distribution_and_large_for_shifted():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(500, 8)), rng.normal(size=(500, 8))
-    assert metrics.fid_kid(a, a)["fid"] == pytest.approx(0.0, abs=1e-6)
-    same = metrics.fid_kid(a, b)
-    assert same["fid"] < 0.5 and abs(same["kid"]) < 0.05
-    far = metrics.fid_kid(a, a + 1.0)
-    assert far["fid"] == pytest.approx(8.0, rel=0.05)      # ||mu1 - mu2||^2 = 8, same covariance
-    assert far["kid"] > 0.1
-
-
-def test_feature_net_features_shape():
-    net = metrics.FeatureNet()
-    f = net.features(np.zeros((5, 16, 16, 3), np.uint8))               # the 10 class logits (FeatureNet says why)
-    assert f.shape == (5, 10) and np.isfinite(f).all()
-
-
 def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
     rng = np.random.default_rng(0)
     sm, sn = rng.normal(1.0, 1.0, 150), rng.normal(0.0, 1.0, 150)
@@ -89,18 +72,3 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
     chance = metrics.bootstrap_ci(rng.normal(size=400), rng.normal(size=400), n_boot=300)
     assert chance["auc"][0] < 0.5 < chance["auc"][1]
     assert metrics.bootstrap_ci(sm[:50], sn[:50], n_boot=20)["tpr_at_1pct_fpr"] is None   # < 100 non-members
-
-
-def test_feature_net_is_trained_once_then_read_back_bit_for_bit(monkeypatch):
-    """The extractor's digit CNN of one judge set is trained once per thread count; later notebooks read its
-    safetensors file and get exactly the weights training gives."""
-    from smplora_nb import data
-
-    items = data.load_dataset("digits", 16)[:96]
-    fresh = metrics.train_feature_net(items, epochs=2)
-    first = metrics.cached_feature_net(items, epochs=2)
-    monkeypatch.setattr(metrics, "train_feature_net", lambda *a, **k: pytest.fail("trained again"))
-    again = metrics.cached_feature_net(items, epochs=2)
-    images = np.stack([it.image for it in items[:8]])
-    assert np.array_equal(fresh.features(images), first.features(images))
-    assert np.array_equal(first.features(images), again.features(images))

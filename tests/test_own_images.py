@@ -2,12 +2,12 @@
 
 The folder holds coloured shapes (no class labels anywhere), the captions say what is drawn; the tiny profile then
 takes one pool and all remaining images for the base model, and the quality features are label-free
-(``metrics.PixelPCA``). Every notebook runs at the smallest sizes that still exercise each of its sections.
+(``quality.PixelPCA``). Every notebook runs at the smallest sizes that still exercise each of its sections.
 """
 import numpy as np
 import pytest
 
-from smplora_nb import config, data, metrics, paths, runner, schema, sets
+from smplora_nb import config, data, paths, quality, runner, schema, sets
 
 SHAPES = ("circle", "square", "cross")
 COLOURS = {"red": (230, 40, 30), "green": (30, 210, 60), "blue": (40, 90, 240), "yellow": (230, 210, 40)}
@@ -66,13 +66,13 @@ def test_label_free_features_are_deterministic_and_rank_noise_below_pictures(tmp
     items = data.load_dataset(f"folder:{shapes_folder(tmp_path / 'shapes', n=120)}", 16)
     cfg = config.make("tiny", dataset=f"folder:{tmp_path / 'shapes'}", **{k: 12 for k in sets.PRIVATE})
     splits = sets.make_splits(items, cfg.split)
-    ext = metrics.quality_extractor(splits, cfg, items)
+    ext = quality.quality_extractor(splits, cfg, items)
     assert ext.classifier is None and "no class labels" in ext.description
     real = splits["member_te"] + splits["member_aux"]
     same = ext.score(real, np.stack([it.image for it in splits["nonmember_te"] + splits["nonmember_aux"]]))
     noise = ext.score(real, np.random.default_rng(0).integers(0, 255, (24, 16, 16, 3), dtype=np.uint8))
     assert "digit_accuracy" not in same and same["fid"] < noise["fid"]          # pictures beat noise
-    again = metrics.quality_extractor(splits, cfg, items).score(real, np.stack([it.image for it in splits["nonmember_te"]
+    again = quality.quality_extractor(splits, cfg, items).score(real, np.stack([it.image for it in splits["nonmember_te"]
                                                                                  + splits["nonmember_aux"]]))
     assert again == same
 

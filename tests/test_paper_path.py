@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from smplora_nb import attack, config, data, evaluate, metrics, models, runs, sets
+from smplora_nb import attack, config, data, evaluate, models, quality, runs, sets
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ldm_export  # noqa: E402
@@ -221,7 +221,7 @@ def test_paper_path_end_to_end(tiny_setup, single_file, tmp_path, digits, source
     pipe.load_lora_weights(str(trained["smp_lora"] / "lora"))             # the plain diffusers call
     after = models.generate(pipe, ["pokemon, a red digit one"], seed=0, steps=2)
     assert not np.array_equal(before, after)
-    pixels = metrics.QualityExtractor(lambda im: np.asarray(im, float).reshape(len(im), -1)[:, ::16], "pixels (test)")
+    pixels = quality.QualityExtractor(lambda im: np.asarray(im, float).reshape(len(im), -1)[:, ::16], "pixels (test)")
     out = evaluate.evaluate(base, trained["smp_lora"], splits, pixels, seed=0, attacks=tuple(attack.ATTACKS),
                             mlp_epochs=2, steps=2)
     assert list(out["audit"]) == list(attack.ATTACKS) and np.isfinite(out["quality"]["fid"])

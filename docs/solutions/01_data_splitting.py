@@ -3,7 +3,7 @@ and returns what to look at; ``tests/test_solutions.py`` runs every one on tiny 
 import numpy as np
 from PIL import Image
 
-from smplora_nb import claims, config, data, sets
+from smplora_nb import config, data, sets, study
 
 
 def exercise_1(items, cfg):
@@ -33,4 +33,4 @@ def exercise_3(items):
     fives, nines = ([it for it in items if it.label == d] for d in (5, 9))
     shifted = {"member_aux": fives[:50], "member_te": fives[50:100],
                "nonmember_aux": nines[:50], "nonmember_te": nines[50:100]}
-    return claims.model_free_split_check(shifted, n_boot=200)["auc"]
+    return study.model_free_split_check(shifted, n_boot=200)["auc"]
