@@ -55,7 +55,7 @@ def noise_floors(summary: dict, metric: str = "auc_dev") -> dict:
 
 
 def points(summary: dict, attack: str = PAPER_ATTACK) -> dict:
-    """Privacy-utility points for ``viz.privacy_utility``: mean, s.e. and per split (quality and ``attack``)."""
+    """Privacy-utility points for ``viz_privacy.privacy_utility``: mean, s.e. and per split (quality and ``attack``)."""
     return {m: {"mean": s["mean"], "sem": s["sem"],
                 "per_split": [{**r["quality"], **r[attack]} for r in s["per_split"].values()]} for m, s in summary.items()}
 
@@ -166,7 +166,7 @@ def ablation_tables(evals, families=("lam", "lr", "rank")) -> tuple[dict, dict]:
 
 
 def ablation_families(tables: dict) -> dict:
-    """``{family: [(setting label, row), ...]}`` for ``viz.ablation_curves``."""
+    """``{family: [(setting label, row), ...]}`` for ``viz_privacy.ablation_curves``."""
     return {f"SMP-LoRA, {f}": [(f"{f} {r[f]:g}", r) for r in rows] for f, rows in tables.items()}
 
 

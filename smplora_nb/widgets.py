@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from . import tables
 from .labels import label
-from .viz import as_image, image_grid, roc_curves
+from .viz import as_image, image_grid
+from .viz_privacy import roc_curves
 
 
 def entries(grid_evals: dict, split_evals: dict, tc) -> dict:
