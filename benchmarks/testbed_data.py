@@ -1,7 +1,7 @@
 """The candidate tiny testbeds of issue 28, measured on their data alone (no training): for each dataset (digits,
 emoji) and caption scheme (shared, descriptive), with the proposed private classes,
 
-    pool         distinct private images (after ``sets.dedupe``), from which members and non-members are dealt
+    pool         distinct private images (after ``duplicates.dedupe``), from which members and non-members are dealt
     public       distinct images of the other classes (the base model's side)
     captions     distinct captions in the private pool, and images per caption (pool / captions)
     words        the caption vocabulary of the whole dataset (the tiny tokenizer's words)
@@ -13,8 +13,8 @@ emoji) and caption scheme (shared, descriptive), with the proposed private class
     near-twins   the share of pool images whose nearest neighbour is closer than 10% of that typical squared
                  distance (``emoji.NEAR_TWIN``; the frozen emoji list drops such twins)
     min MAD      the smallest mean absolute difference between two distinct-content images of the whole dataset,
-                 on the same thumbnails (0-255, the unit of ``sets.NEAR_DUPLICATE_MAD``), and how many pairs lie
-                 within that threshold (``sets.dedupe`` drops them)
+                 on the same thumbnails (0-255, the unit of ``duplicates.NEAR_DUPLICATE_MAD``), and how many pairs lie
+                 within that threshold (``duplicates.dedupe`` drops them)
 
     python benchmarks/testbed_data.py            # about 20 s on 2 cores; prints one Markdown table
 
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from smplora_nb import config, data, sets
+from smplora_nb import config, data, duplicates
 
 CANDIDATES = (("digits", "5-9"), ("emoji", "2-4"), ("emoji", "2,3"))   # (dataset, private classes)
 
@@ -45,7 +45,7 @@ def distinctness(x: np.ndarray) -> tuple[float, float]:
     return float(np.median(nn) / typical), float(np.mean(nn < 0.1 * typical))
 
 
-def smallest_mad(items: list[data.Item], tol: float = sets.NEAR_DUPLICATE_MAD, chunk: int = 16) -> tuple[float, int]:
+def smallest_mad(items: list[data.Item], tol: float = duplicates.NEAR_DUPLICATE_MAD, chunk: int = 16) -> tuple[float, int]:
     """(smallest mean absolute difference over all pairs, pairs within ``tol``), in row chunks to bound memory."""
     x = np.stack([it.image for it in items]).reshape(len(items), -1).astype(np.int16)   # (N, 768)
     best, close = np.inf, 0
@@ -62,7 +62,7 @@ _IMAGES: dict = {}
 
 def row(dataset: str, classes: str, captions: str) -> dict:
     items = data.load_dataset(dataset, 16, captions=captions)
-    distinct = sets.dedupe(items)
+    distinct = duplicates.dedupe(items)
     wanted = config.parse_classes(classes)
     pool = [it for it in distinct if it.label in wanted]
     if (dataset, classes) not in _IMAGES:                                    # pixels do not depend on captions
@@ -79,7 +79,7 @@ def row(dataset: str, classes: str, captions: str) -> dict:
             "images per caption": f"{len(pool) / n_captions:.1f}", "words": len(data.caption_words(items)),
             "own word": f"{own:.0%}",
             "nn / typical": f"{ratio:.3f}", "near-twins": f"{twins:.1%}", "min MAD": f"{low:.2f}",
-            f"pairs <= {sets.NEAR_DUPLICATE_MAD}": close}
+            f"pairs <= {duplicates.NEAR_DUPLICATE_MAD}": close}
 
 
 def main() -> int:

@@ -1,8 +1,8 @@
-"""Measure the near-duplicate thresholds (``sets.NEAR_DUPLICATE_MAD`` and ``NEAR_DUPLICATE_PEAK``, issue 32).
+"""Measure the near-duplicate thresholds (``duplicates.NEAR_DUPLICATE_MAD`` and ``NEAR_DUPLICATE_PEAK``, issue 32).
 
     .venv/bin/python scripts/near_duplicates.py        # about half a minute on 2 cores
 
-The check compares 16x16 thumbnails two ways (``sets.views``): their mean absolute difference as they are (0-255;
+The check compares 16x16 thumbnails two ways (``duplicates.views``): their mean absolute difference as they are (0-255;
 copies at most ``NEAR_DUPLICATE_MAD``) and the largest difference of any pixel and channel once both are blurred
 (copies at most ``NEAR_DUPLICATE_PEAK``). For each set this prints the closest distinct images under each
 statistic (they must lie above its threshold) and, for each kind of copy (saved again as JPEG, resized, cropped by
@@ -21,19 +21,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from image_sets import as_items, copies, photos, sprites  # noqa: E402
 
-from smplora_nb import data, sets  # noqa: E402
+from smplora_nb import data, duplicates  # noqa: E402
 
 
 def statistics(a: list, b: list) -> tuple[np.ndarray, np.ndarray]:
     """(mean difference as they are, largest difference blurred) of items ``a[k]`` and ``b[k]``: (len(a),) each."""
-    (ra, ba), (rb, bb) = sets.views(a), sets.views(b)
+    (ra, ba), (rb, bb) = duplicates.views(a), duplicates.views(b)
     return np.abs(ra - rb).mean(axis=1), np.abs(ba - bb).max(axis=1)
 
 
 def closest(items: list) -> list[tuple[float, str, str]]:
     """The closest two distinct items under each statistic (pairs of equal pixels are exact duplicates)."""
     best = [(np.inf, "", ""), (np.inf, "", "")]
-    raw, blurred = sets.views(items)
+    raw, blurred = duplicates.views(items)
     for i in range(len(items) - 1):
         same = np.array([it.sha256 == items[i].sha256 for it in items[i + 1:]])
         means, peaks = np.abs(raw[i + 1:] - raw[i]).mean(axis=1), np.abs(blurred[i + 1:] - blurred[i]).max(axis=1)
@@ -52,7 +52,7 @@ def farthest_copies(images: list) -> dict[str, tuple[float, float, bool]]:
         mean, peak = statistics(as_items([img] * len(made)), as_items(list(made.values())))
         for kind, m, p in zip(made, mean, peak):
             old = out.get(kind, (0.0, 0.0, True))
-            caught = bool(m <= sets.NEAR_DUPLICATE_MAD or p <= sets.NEAR_DUPLICATE_PEAK)
+            caught = bool(m <= duplicates.NEAR_DUPLICATE_MAD or p <= duplicates.NEAR_DUPLICATE_PEAK)
             out[kind] = (max(old[0], float(m)), max(old[1], float(p)), old[2] and caught)
     return out
 
@@ -70,7 +70,7 @@ def report(name: str, distinct: list, originals: list) -> None:
 
 def main() -> int:
     digits = data.load_digits(16)
-    print(f"digits: dropped {sets.near_duplicates(digits)} (must be {{}}: the default split stays the same)")
+    print(f"digits: dropped {duplicates.near_duplicates(digits)} (must be {{}}: the default split stays the same)")
     report("digits", digits, [])
     for size in (32, 16):
         art = sprites(40, size)

@@ -5,7 +5,7 @@ analyses. Nothing here trains or audits.
 """
 from __future__ import annotations
 
-from . import attack, claims, findings, pooled, powered, study
+from . import attack, claims, duplicates, evaluate, findings, pooled, powered, study, tinybase
 from .grids import split_index
 
 MAP_ATTACKS = attack.MAP_ATTACKS
@@ -23,8 +23,6 @@ def _n_samples(bench, keys) -> int:
 
 def _sampling(bench, trained, evals_key) -> dict:
     """The FID/KID sampling floor of plain LoRA on split 0 (``evaluate.fid_floor``)."""
-    from . import evaluate
-
     mc = bench.cfg.model
     return evaluate.fid_floor(bench.base, trained[evals_key], bench.split(split_index(evals_key)), bench.extractor,
                               mc.sample_steps, mc.guidance_scale)
@@ -32,13 +30,11 @@ def _sampling(bench, trained, evals_key) -> dict:
 
 def build_01(bench, disjoint: dict, quality: dict, split_check: dict, n_samples: int) -> dict:
     """Notebook 01: the split, its checks, the base model's samples and the model-free split check."""
-    from . import sets, tinybase
-
     cfg, log = bench.cfg, tinybase.pretrain_log(bench.base)
     counts = {name: len(s) for name, s in bench.splits.items()}
     out = {"profile": cfg.profile, "dataset": cfg.data.dataset, "split_seed": cfg.split.split_seed,
            "private_classes": cfg.split.private_classes, "counts": counts, "n_items": len(bench.items),
-           "n_distinct": len(sets.dedupe(bench.items)), "disjoint": disjoint["disjoint"], "base_model": str(bench.base),
+           "n_distinct": len(duplicates.dedupe(bench.items)), "disjoint": disjoint["disjoint"], "base_model": str(bench.base),
            "pretrain_seconds": log["seconds"] if log else None, "n_samples": n_samples, **quality,
            "model_free_split_check": split_check}
     out["claims"], out["checks"] = findings.split_01(disjoint["disjoint"], quality, split_check, n_samples)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smplora_nb import config, data, sets
+from smplora_nb import config, data, duplicates, sets
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -22,7 +22,7 @@ def digits():
 
 def _img(*values) -> np.ndarray:
     """A 4x4 picture drawn from ``values``: equal values, equal pixels; other values, a clearly different picture
-    (not a near-duplicate, ``sets.NEAR_DUPLICATE_MAD``)."""
+    (not a near-duplicate, ``duplicates.NEAR_DUPLICATE_MAD``)."""
     return np.random.default_rng([int(v) for v in values]).integers(0, 256, (4, 4, 3), dtype=np.uint8)
 
 
@@ -197,7 +197,7 @@ def test_duplicates_count_once_toward_the_pool():
 
 def test_dedupe_keeps_first():
     items = _with_duplicates()
-    kept = sets.dedupe(items)
+    kept = duplicates.dedupe(items)
     assert len(kept) == 40
     assert all(it.id.startswith("u") for it in kept)
 
@@ -537,7 +537,7 @@ def test_member_seed_redeals_the_whole_private_pool_and_keeps_public(digits):
     b = sets.make_splits(digits, _split(public=100, member_seed=7))
     assert _ids(a)["public"] == _ids(b)["public"]                          # same base model
     assert _counts(a) == _counts(b)
-    pool = {it.id for it in sets.dedupe(digits)} - set(_ids(a)["public"])
+    pool = {it.id for it in duplicates.dedupe(digits)} - set(_ids(a)["public"])
     assert _private(b) <= pool and _private(b) != _private(a)
     shared = len(_private(a) & _private(b))
     expected = len(_private(a)) ** 2 / len(pool)                          # two random draws of 833 from the pool
@@ -564,7 +564,7 @@ def test_private_classes_give_a_private_domain_the_base_model_never_saw():
     redealt = sets.make_splits(items, config.replace(cfg, member_seed=1).split)
     assert redealt["public"] == s["public"] and redealt["member_aux"] != s["member_aux"]
     assert _counts(redealt) == _counts(s) and {it.label for k in sets.PRIVATE for it in redealt[k]} <= {5, 6, 7, 8, 9}
-    pool = {it.id for it in sets.dedupe(items) if it.label in {5, 6, 7, 8, 9}}        # every private-class image
+    pool = {it.id for it in duplicates.dedupe(items) if it.label in {5, 6, 7, 8, 9}}        # every private-class image
     assert _private(redealt) <= pool and 0 < len(_private(redealt) & _private(s)) < len(_private(s)) / 2
     sets.check_disjoint(redealt)
     assert config.make("tiny").split.private_classes == "5-9"                          # the default (issue 16)

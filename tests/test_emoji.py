@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smplora_nb import config, data, emoji, sets
+from smplora_nb import config, data, duplicates, emoji, sets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_no_two_pictures_are_near_twins_or_near_duplicates(items):
     np.fill_diagonal(d2, np.inf)
     cut = float(emoji.frozen_list()[1]["near-twin cut"].split()[0])
     assert d2.min() >= cut - 1e-6 * cut
-    assert sets.near_duplicates(items) == {}
+    assert duplicates.near_duplicates(items) == {}
 
 
 def test_near_twins_toy():

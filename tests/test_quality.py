@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from smplora_nb import config, data, quality, sets
+from smplora_nb import config, data, duplicates, quality, sets
 
 
 def test_fid_kid_near_zero_for_same_distribution_and_large_for_shifted():
@@ -43,7 +43,7 @@ def test_the_judge_set_knows_every_class_and_no_private_image():
     judge = sets.judge(items, s)
     private = {it.sha256 for k in sets.PRIVATE for it in s[k]}
     assert not private & {it.sha256 for it in judge} and {it.label for it in judge} == set(range(10))
-    assert len(judge) == len(sets.dedupe(items)) - len(private) and set(map(id, s["public"])) <= set(map(id, judge))
+    assert len(judge) == len(duplicates.dedupe(items)) - len(private) and set(map(id, s["public"])) <= set(map(id, judge))
     clf = quality.digit_classifier(judge[::3])
     real = s["member_te"]
     acc = quality.accuracy_by_domain(clf, [it.image for it in real], [it.label for it in real], {5, 6, 7, 8, 9})

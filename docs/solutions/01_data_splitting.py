@@ -3,7 +3,7 @@ and returns what to look at; ``tests/test_solutions.py`` runs every one on tiny 
 import numpy as np
 from PIL import Image
 
-from smplora_nb import config, data, sets, study
+from smplora_nb import config, data, duplicates, sets, study
 
 
 def exercise_1(items, cfg):
@@ -18,12 +18,12 @@ def exercise_1(items, cfg):
 
 def exercise_2(items, splits):
     """A member saved again at another size is a near-duplicate (its 16x16 thumbnail lies within
-    ``sets.NEAR_DUPLICATE_MAD`` of the original): the duplicate check drops the copy before splitting, so it can
+    ``duplicates.NEAR_DUPLICATE_MAD`` of the original): the duplicate check drops the copy before splitting, so it can
     never land in another set than its original and leak membership through the back door."""
     original = splits["member_te"][0]
     pixels = np.asarray(Image.fromarray(original.image).resize((24, 24)).resize(original.image.shape[:2][::-1]))
     copy = data.Item("copy_of_" + original.id, pixels, original.caption, data.pixel_hash(pixels))
-    return sets.dropped(items + [copy])[-1]                      # {"id": "copy_of_...", "copy_of": ..., "reason": ...}
+    return duplicates.dropped(items + [copy])[-1]                      # {"id": "copy_of_...", "copy_of": ..., "reason": ...}
 
 
 def exercise_3(items):
