@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from smplora_nb import config, lora, models, parallel, paths, runs, sets
+from smplora_nb import config, lora, models, parallel, paths, profiles, runs, sets
 
 
 def main(outputs: str | None = None) -> int:
     root = Path(outputs or tempfile.mkdtemp())
     os.environ[paths.ENV_VAR] = str(root)
-    cfg = config.make("tiny", **config.DEV_SEEDS, epochs=30)
+    cfg = config.make("tiny", **profiles.DEV_SEEDS, epochs=30)
     items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)
     cfgs = {s: config.replace(cfg, seed=s) for s in (11, 12, 13)}

@@ -15,7 +15,7 @@ import tempfile
 
 import torch
 
-from smplora_nb import config, evaluate, models, quality, runs, sets, study
+from smplora_nb import config, evaluate, models, profiles, quality, runs, sets, study
 
 
 def audit(cfg, splits, base, extractor, threads: int) -> dict:
@@ -27,7 +27,7 @@ def audit(cfg, splits, base, extractor, threads: int) -> dict:
 
 
 def main() -> int:
-    cfg = config.make("tiny", **config.DEV_SEEDS)
+    cfg = config.make("tiny", **profiles.DEV_SEEDS)
     items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)              # one base model for both runs
     extractor = quality.quality_extractor(splits, cfg, items)

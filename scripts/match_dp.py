@@ -1,5 +1,5 @@
 """Choose DP-LoRA's budget on the development seeds so that its held-out loss matches SMP-LoRA's (issue 27: the
-utility-matched DP baseline of Aerni et al., CCS 2024). Development seeds only (``config.DEV_SEEDS``); the
+utility-matched DP baseline of Aerni et al., CCS 2024). Development seeds only (``profiles.DEV_SEEDS``); the
 confirmatory seeds play no part.
 
     python scripts/match_dp.py [--epsilons 8 32 128 512 2048] [--splits 2] [--dp-epochs 30]
@@ -25,13 +25,13 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", type=int, default=2)
     ap.add_argument("--dp-epochs", type=int, default=30)
     args = ap.parse_args(argv)
-    from smplora_nb import config, paths
+    from smplora_nb import config, paths, profiles
 
     os.environ.setdefault(paths.ENV_VAR, str(paths.outputs_root() / "dev"))
     from smplora_nb import grids, study
     from smplora_nb.bench import Bench
 
-    cfg = config.make("tiny", **config.DEV_SEEDS)
+    cfg = config.make("tiny", **profiles.DEV_SEEDS)
     bench, ks = Bench(cfg), grids.splits(args.splits)
     hessian = dict(hessian_every=30, hessian_iters=12)                 # notebook 04's split-0 run, shared
     jobs = {**grids.method_runs(cfg, ["smp_lora"], ks, hessian), **grids.dp_runs(cfg, args.epsilons, args.dp_epochs, ks)}
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     target = loss.pop("smp_lora")
     chosen = min(args.epsilons, key=lambda e: abs(loss[grids.dp_key(e)] - target))
     out = {"rule": "the epsilon whose held-out loss (mean over the splits) is closest to SMP-LoRA's",
-           "seeds": config.DEV_SEEDS, "splits": ks, "dp_epochs": args.dp_epochs, "smp_lora": target,
+           "seeds": profiles.DEV_SEEDS, "splits": ks, "dp_epochs": args.dp_epochs, "smp_lora": target,
            "dp_lora": {e: loss[grids.dp_key(e)] for e in args.epsilons}, "chosen_epsilon": chosen}
     paths.write_json(paths.outputs_root() / "dp_match.json", out)
     print(f"SMP-LoRA held-out loss {target:.5f} (development, splits {ks})")

@@ -1,4 +1,4 @@
-"""The testbed study of issue 28, on the development seeds only (``config.DEV_SEEDS``; the confirmatory seeds play
+"""The testbed study of issue 28, on the development seeds only (``profiles.DEV_SEEDS``; the confirmatory seeds play
 no part): which tiny testbed puts plain LoRA in the paper's regime?
 
     python scripts/testbed_study.py [--arms digits/shared digits/descriptive emoji/shared emoji/descriptive
@@ -35,10 +35,10 @@ RULE = ("adopt the arm with the highest lower end of the paper's attack's pooled
 
 
 def arm_config(arm: str):
-    from smplora_nb import config
+    from smplora_nb import config, profiles
 
     dataset, captions, *dose = arm.split("/")
-    cfg = config.make("tiny", dataset=dataset, captions=captions, **config.DEV_SEEDS)
+    cfg = config.make("tiny", dataset=dataset, captions=captions, **profiles.DEV_SEEDS)
     return config.replace(cfg, epochs=cfg.train.epochs * 2) if dose == ["x2"] else cfg
 
 

@@ -2,7 +2,7 @@
 
     python scripts/tune_tiny.py [--lams 0.1 0.3 1 3] [--features calibrated] [--proxy-lrs 1e-3]
 
-Trains, on the development split and first development training seed (``config.DEV_SEEDS``), SMP-LoRA for every
+Trains, on the development split and first development training seed (``profiles.DEV_SEEDS``), SMP-LoRA for every
 combination and plain LoRA saving its adapter along training (notebook 06's early-stopping curve); audits each with
 the five map attacks (the two reference attacks included) and prints one row per model: the strongest of the five
 attacks' AUC and auc_dev, the utilities and, for SMP-LoRA, its gap to the early-stopping frontier in held-out loss:
@@ -13,7 +13,7 @@ the largest gap (None, beyond every checkpoint's utility, counts as largest); ti
 fixed, the largest gap of all settings, picked lam 3, whose held-out loss is worse than the base model's; the
 adaptation condition was added then, on these development seeds. Those choices read the gap in raw AUC along a
 staircase of checkpoints; since issue 27 it is in auc_dev, interpolated.)
-The confirmatory seeds (``config.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``; the
+The confirmatory seeds (``profiles.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``; the
 table and the choice to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ import json
 import os
 import sys
 
-from smplora_nb import attack, config, evaluate, grids, models, paths, powered, quality, runs, sets, study, tables
+from smplora_nb import (attack, config, evaluate, grids, models, paths, powered, profiles, quality, runs, sets, study,
+                        tables)
 
 
 def main(argv=None) -> int:
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--proxy-lrs", nargs="*", type=float, default=[1e-3])
     args = ap.parse_args(argv)
     os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
-    cfg = config.make("tiny", **config.DEV_SEEDS)
+    cfg = config.make("tiny", **profiles.DEV_SEEDS)
     seed = cfg.train.seed                               # split 0: the development split, first training seed
     items, splits = sets.prepare(cfg)
     base = models.base_model(cfg, splits, items)
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     adapts = [r for r in rows if r["heldout_loss"] < curve[0]["heldout_loss"]]          # curve[0]: the base model
     choice = max(adapts, key=lambda r: (float("inf") if r["frontier_gap"] is None else r["frontier_gap"],
                                         -r["heldout_loss"])) if adapts else None
-    paths.write_json(paths.outputs_root() / "tuning.json", {"seeds": config.DEV_SEEDS, "curve": curve, "rows": rows,
+    paths.write_json(paths.outputs_root() / "tuning.json", {"seeds": profiles.DEV_SEEDS, "curve": curve, "rows": rows,
                                                             "choice": choice})
     print(tables.markdown(curve + rows, digits=".3f"))
     print("choice:", json.dumps(choice))

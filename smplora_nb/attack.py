@@ -92,7 +92,7 @@ ATTACKS = {a.name: a for a in (
     Attack("secmi", labels.ATTACKS["secmi"], "secmi", "threshold"),
     Attack("sima", labels.ATTACKS["sima"], "sima", "threshold"))}
 MAP_ATTACKS = tuple(a for a in ATTACKS if ATTACKS[a].reads not in scores.SCORES)   # read the loss maps only
-# The strongest map attack on plain LoRA, chosen on the development seeds (config.DEV_SEEDS; notebook 02 in
+# The strongest map attack on plain LoRA, chosen on the development seeds (profiles.DEV_SEEDS; notebook 02 in
 # outputs/dev: mean AUC 0.85, against 0.82 for loss_at_t_ref and 0.77 for the paper's loss_map_mlp) and then fixed:
 # the confirmatory claim "LoRA leaks to the strongest attack" reads this one, not the best on D_te.
 STRONGEST_MAP_ATTACK = "loss_map_mlp_ref"

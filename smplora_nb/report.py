@@ -8,13 +8,15 @@ the ablations of Tables 6 (lam), 7 (learning rate) and 8 (LoRA rank). Its FIDs u
 """
 from __future__ import annotations
 
-from .labels import label
-
 import datetime
 from pathlib import Path
 
-from . import paths
+from . import paths, schema
 from .claims import counted
+from .labels import label
+from .power import describe
+from .profiles import CONFIRM_SEEDS, DEV_SEEDS
+from .tables import frontier_rows, markdown, utility_table, versus_rows
 
 COLUMNS = ("fid", "kid", "asr", "auc_dev", "tpr_at_5pct_fpr")
 PAPER_TABLE1 = {                                                       # Pokemon; ASR and TPR as fractions
@@ -45,8 +47,6 @@ def _pm(mean: dict, sem: dict, k: str) -> str:
 
 
 def _load(root: Path) -> dict:
-    from . import schema
-
     out = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[:2].isdigit()
                          and not p.name.endswith(".failed")):
@@ -60,7 +60,6 @@ def _load(root: Path) -> dict:
 
 def table1(m: dict) -> list[str]:
     """Notebook 04's Table 1 analogue next to the paper's Pokemon row."""
-    from .tables import markdown
     rows = [{"method": label(k), **{f"{c} (here)": _pm(m[k]["mean"], m[k]["sem"], c) for c in COLUMNS},
              "paper: " + " / ".join(COLUMNS): " / ".join(f"{PAPER_TABLE1[k][c]:g}" for c in COLUMNS)
              if k in PAPER_TABLE1 else ""}
@@ -70,8 +69,6 @@ def table1(m: dict) -> list[str]:
 
 def ablations(m: dict) -> list[str]:
     """Notebook 05's ablation tables next to the paper's Tables 6-8 (matched by value or by factor)."""
-    from .tables import markdown
-
     out, grid = [], m.get("grid", {})
     specs = (("lam", "Table 6 (lam)", None, PAPER_TABLE6),
              ("lr", "Table 7 (learning rate)", "lr_factors", PAPER_TABLE7),
@@ -97,7 +94,6 @@ def ablations(m: dict) -> list[str]:
 def attacks06(m: dict) -> list[str]:
     """AUC [95% interval] and verdict of every method against every attack, pooled over the member splits, and the
     comparisons with LoRA stopped early and with utility-matched DP-LoRA."""
-    from .tables import frontier_rows, markdown, versus_rows
     cell = lambda r: f"{r['auc']:.2f} [{r['ci']['auc'][0]:.2f}, {r['ci']['auc'][1]:.2f}] {r['verdict']}"  # noqa: E731
     rows = [{"method": label(model), **{label(a): cell(m["pooled"][model][a]) for a in m["attack_order"]},
              "FID": _f(m["utility"][model]["fid"], 2)} for model in m["model_order"]]
@@ -106,8 +102,6 @@ def attacks06(m: dict) -> list[str]:
            "on `D_aux`. Full table with the power figures: `06_stronger_attacks_and_baselines/attack_matrix.md`; "
            "per-image scores: `06_stronger_attacks_and_baselines/scores.csv`.", ""]
     if power:
-        from .power import describe
-
         out += [f"What the verdicts could detect: {describe(power)}.", ""]
     out += [markdown(rows, align={c: "r" for c in rows[0] if c != "method"})]
     if m.get("frontier"):
@@ -119,10 +113,8 @@ def attacks06(m: dict) -> list[str]:
 
 
 def seeds(found: dict) -> list[str]:
-    """Which seeds produced this report: the confirmatory ones (``config.CONFIRM_SEEDS``, no choice of knobs looked
-    at them), the development ones (``config.DEV_SEEDS``, where the knobs were chosen) or others."""
-    from .config import CONFIRM_SEEDS, DEV_SEEDS
-
+    """Which seeds produced this report: the confirmatory ones (``profiles.CONFIRM_SEEDS``, no choice of knobs looked
+    at them), the development ones (``profiles.DEV_SEEDS``, where the knobs were chosen) or others."""
     split = found.get("01_data_splitting", {}).get("metrics", {}).get("split_seed")
     train = next((found[s]["metrics"].get("seeds") for s in ("02_membership_inference_attack",
                                                                "06_stronger_attacks_and_baselines") if s in found), None)
@@ -133,7 +125,7 @@ def seeds(found: dict) -> list[str]:
             kind = name
     return [f"This report's runs: split seed {split}, training seeds {train} (split k: seed + k): **{kind}**. The "
             f"protocol "
-            f"(`config.DEV_SEEDS`, `config.CONFIRM_SEEDS`): every knob of the tiny profile was chosen on the "
+            f"(`profiles.DEV_SEEDS`, `profiles.CONFIRM_SEEDS`): every knob of the tiny profile was chosen on the "
             f"development split seed {DEV_SEEDS['split_seed']} and training seeds {DEV_SEEDS['seed']}, "
             f"{DEV_SEEDS['seed'] + 1}, {DEV_SEEDS['seed'] + 2} (`reproduce --dev`, into `outputs/dev/`); the headline "
             f"numbers come from the confirmatory split seed {CONFIRM_SEEDS['split_seed']} and training seeds "
@@ -143,8 +135,6 @@ def seeds(found: dict) -> list[str]:
 
 def utilities(m: dict) -> list[str]:
     """Every model's utilities (means over seeds) with their seed sd (notebook 02 or 06)."""
-    from .tables import utility_table
-
     return [utility_table(m["utility"], m.get("utility_noise_floor", {}), m.get("utility_vs_lora"))]
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from smplora_nb import config
+from smplora_nb import config, profiles
 
 
 def test_make_defaults_to_tiny_and_validates():
@@ -21,15 +21,15 @@ def test_make_defaults_to_tiny_and_validates():
 
 def test_tiny_profile_is_dataclass_defaults_plus_its_overrides():
     cfg = config.make("tiny")
-    assert cfg == config.make("tiny", **config.PROFILES["tiny"])
+    assert cfg == config.make("tiny", **profiles.PROFILES["tiny"])
     defaults = config.flat(config.Config())
     changed = {k for k, v in config.flat(cfg).items() if defaults[k] != v}
-    assert changed == set(config.PROFILES["tiny"])
+    assert changed == set(profiles.PROFILES["tiny"])
     # a quarter of the official Pokemon split's members and attacker's data (200/233/200), and its 200 test
     # non-members, the default (issue 27: only scored, they buy power)
     sizes = (cfg.split.member_aux, cfg.split.member_te, cfg.split.nonmember_aux, cfg.split.nonmember_te)
     assert sizes == (50, 58, 50, 200)
-    assert "nonmember_te" not in config.PROFILES["tiny"] and cfg.split.nonmember_te == config.SplitConfig().nonmember_te
+    assert "nonmember_te" not in profiles.PROFILES["tiny"] and cfg.split.nonmember_te == config.SplitConfig().nonmember_te
 
 
 def test_hub_datasets_need_the_paper_profile():
@@ -42,7 +42,7 @@ def test_paper_profile_values():
     cfg = config.make("paper")
     assert cfg.profile == "paper"
     assert cfg.model.base == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    assert cfg.model.base == config.SD15_HUB_ID
+    assert cfg.model.base == profiles.SD15_HUB_ID
     assert cfg.train.lora_rank == 64
     assert cfg.train.lora_alpha == 32
     assert cfg.train.lr == pytest.approx(1e-4)
@@ -189,14 +189,14 @@ def test_ranges_and_choices_name_real_fields():
 
 def test_profile_keys_are_real_fields():
     owner = config.field_names()
-    for name, prof in config.PROFILES.items():
+    for name, prof in profiles.PROFILES.items():
         assert set(prof) <= set(owner), name
 
 
 def test_to_dict_is_nested_by_stage():
     d = config.make().to_dict()
     assert set(d) == {"profile", *config.STAGES}
-    assert d["train"]["lam"] == config.PROFILES["tiny"]["lam"] and config.make("paper").train.lam == 0.05
+    assert d["train"]["lam"] == profiles.PROFILES["tiny"]["lam"] and config.make("paper").train.lam == 0.05
 
 
 # Known gap (reported): integer-valued fields accept non-integers, which then fail later with a TypeError
@@ -212,7 +212,7 @@ def test_colab_profile_is_the_paper_setting_for_one_16gb_gpu():
     changed = {k for k in paper if paper[k] != colab[k]}
     assert changed == {"profile", "epochs", "gradient_checkpointing"}
     assert colab["epochs"] == 20 and colab["gradient_checkpointing"] and colab["mixed_precision"] == "fp16"
-    assert set(config.COLAB_HOURS) == {"lora", "smp_lora"}
+    assert set(profiles.COLAB_HOURS) == {"lora", "smp_lora"}
 
 
 def test_split_presets_set_sizes_and_explicit_fields_win():

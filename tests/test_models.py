@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from smplora_nb import config, data, models, sets, tinybase
+from smplora_nb import config, data, models, profiles, sets, tinybase
 
 FAST = dict(vae_steps=2, pretrain_steps=3, pretrain_batch_size=8, public=40, member_aux=5, member_te=5,
             nonmember_aux=5, nonmember_te=5)
@@ -115,7 +115,7 @@ def test_loader_errors_name_the_path(tmp_path):
 
 def test_base_model_passes_through_other_sources(digits):
     cfg = config.make("paper", public=0, member_aux=5, member_te=5, nonmember_aux=5, nonmember_te=5)
-    assert models.base_model(cfg, {}, digits) == config.SD15_HUB_ID
+    assert models.base_model(cfg, {}, digits) == profiles.SD15_HUB_ID
 
 
 # ---------------------------------------------------------------------------------------------- issue 32

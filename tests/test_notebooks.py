@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from smplora_nb import attack, config, paths, runner, schema, sets
+from smplora_nb import attack, config, paths, profiles, runner, schema, sets
 
 # Small sizes for CI, per notebook (every notebook must have an entry).
 BASE_FAST = {"vae_steps": 20, "pretrain_steps": 20}
@@ -33,7 +33,7 @@ CI_PARAMS = {
                                           "dp_epochs": 1, "n_boot": 50},   # section 5: tests/test_own_images.py
 }
 NOTEBOOKS = runner.list_notebooks()
-S0, S1 = config.CONFIRM_SEEDS["seed"], config.CONFIRM_SEEDS["seed"] + 1       # the tiny profile's training seeds
+S0, S1 = profiles.CONFIRM_SEEDS["seed"], profiles.CONFIRM_SEEDS["seed"] + 1       # the tiny profile's training seeds
 
 
 def check_01(m):
@@ -42,7 +42,7 @@ def check_01(m):
     assert m["disjoint"] is True and m["n_items"] == 1797
     assert 0.0 <= m["digit_accuracy_base_samples"] <= 1.0 and m["digit_accuracy_real"] > 0.8
     assert m["claims"][0]["holds"] is True                            # disjoint
-    assert m["private_classes"] == "5-9" and m["split_seed"] == config.CONFIRM_SEEDS["split_seed"]
+    assert m["private_classes"] == "5-9" and m["split_seed"] == profiles.CONFIRM_SEEDS["split_seed"]
     assert {"digit_accuracy_base_public_classes", "digit_accuracy_base_private_classes"} <= set(m)
     assert not any("300 s" in c["claim"] or "takes" in c["claim"] for c in m["claims"])
     assert m["pretrain_seconds"] > 0                                     # timings are reported, not claimed

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from smplora_nb import config, pooled, power
+from smplora_nb import config, pooled, power, profiles
 
 DEMO = [(58, 50)]                                              # one split of the tiny profile before issue 27
 N_SIM = 100                                                    # simulated datasets per rate
@@ -23,7 +23,7 @@ def _verdicts(sizes, auc, seed=0, n_boot=300):
 
 def _powered():
     cfg = config.make("tiny")
-    return [(cfg.split.member_te, cfg.split.nonmember_te)] * config.POWERED["n_splits"]
+    return [(cfg.split.member_te, cfg.split.nonmember_te)] * profiles.POWERED["n_splits"]
 
 
 def test_resampled_auc_is_the_auc_of_the_resampled_scores():

@@ -307,7 +307,7 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
 def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
     """REPORT.md prints the development / confirmation protocol and classifies its own runs; ``reproduce --dev``
     runs the development seeds into outputs/dev/ and refuses to be told other seeds."""
-    from smplora_nb import __main__ as cli, config
+    from smplora_nb import __main__ as cli, config, profiles
 
     root = tmp_path / "out"
     def write(split, seeds):
@@ -319,16 +319,16 @@ def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
             "noise_floor": {}, "pooled": {}, "utility": {}, "utility_noise_floor": {}, "fid_floor": {}, "claims": [],
             "checks": [], **{k: {f: {} for f in METHOD} for k in ("lora", "base")}})
         return report.write(root).read_text()
-    c = config.CONFIRM_SEEDS
+    c = profiles.CONFIRM_SEEDS
     assert "**confirmatory**" in write(c["split_seed"], [c["seed"], c["seed"] + 1])
     assert "**development**" in write(1337, [1337, 1338]) and "**other seeds**" in write(c["split_seed"], [5])
     assert config.make("tiny").split.split_seed == c["split_seed"] and config.make("tiny").train.seed == c["seed"]
-    assert config.DEV_SEEDS != config.CONFIRM_SEEDS
+    assert profiles.DEV_SEEDS != profiles.CONFIRM_SEEDS
     seen = {}
     monkeypatch.delenv("SMPLORA_OUTPUTS")
     monkeypatch.setattr(paths, "outputs_root", lambda: tmp_path / "o")
     monkeypatch.setattr(cli.runner, "run", lambda **kw: seen.update(kw))
     monkeypatch.setattr(report, "write", lambda **kw: tmp_path / "REPORT.md")
     assert cli.main(["reproduce", "--dev", "--only", "02"]) == 0
-    assert seen["params"] == config.DEV_SEEDS and __import__("os").environ["SMPLORA_OUTPUTS"] == str(tmp_path / "o" / "dev")
+    assert seen["params"] == profiles.DEV_SEEDS and __import__("os").environ["SMPLORA_OUTPUTS"] == str(tmp_path / "o" / "dev")
     assert cli.main(["reproduce", "--dev", "-p", "seed", "3"]) == 2                # the seeds are --dev's own
