@@ -35,17 +35,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import emoji
+from . import digits, emoji
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-COLORS = {"red": (1.0, 0.15, 0.1), "green": (0.1, 1.0, 0.2), "blue": (0.2, 0.4, 1.0)}
 BUILT_IN = ("digits", "emoji")              # the datasets that install with the package
 CAPTIONS = ("shared", "descriptive")        # the built-in datasets' caption schemes
-# descriptive digit captions: three traits of the 8x8 ink, each cut into thirds within its digit class
-WEIGHTS = ("thin", "medium", "bold")                    # total ink
-WIDTHS = ("narrow", "regular", "wide")                  # horizontal spread of the ink
-SLANTS = ("leaning left", "upright", "leaning right")   # shear of the ink (top to the right: leaning right)
 POKEMON_HUB_ID = "svjack/pokemon-blip-captions-en-zh"   # a public mirror of the BLIP-captioned Pokemon set (833)
 CAPTION_COLUMNS = ("text", "caption", "en_text")           # hub datasets: the first of these columns is the caption
 OFFICIAL_SETS = {"D^m_aux": "member_aux", "D^m_te": "member_te", "D^nm_aux": "nonmember_aux",
@@ -114,58 +108,10 @@ def load_dataset(spec: str = "digits", resolution: int = 16, caption_prefix: str
 
 
 def load_digits(resolution: int = 16, captions: str = "shared") -> list[Item]:
-    """scikit-learn's 1,797 handwritten digits as coloured RGB images with captions "a <colour> digit <word>"
-    (``captions="descriptive"``: with the digit's weight, width and slant, ``digit_traits``)."""
-    from sklearn.datasets import load_digits as sk_digits
-
-    digits = sk_digits()
-    rng = np.random.default_rng(0)                                   # fixed colour assignment
-    names = list(COLORS)
-    traits = [None] * len(digits.target)
-    if captions == "descriptive":
-        traits = describe_digits(digits.images, digits.target)
-    items = []
-    for i, (gray, label, words) in enumerate(zip(digits.images, digits.target, traits)):
-        g = Image.fromarray(np.uint8(np.clip(gray / 16.0, 0, 1) * 255))  # (8, 8)
-        g = np.asarray(g.resize((resolution, resolution), Image.BILINEAR), dtype=np.float32) / 255.0
-        color = names[rng.integers(len(names))]
-        rgb = np.uint8(np.round(g[..., None] * np.array(COLORS[color]) * 255))  # (H, W, 3)
-        items.append(Item(id=f"digits-{i:04d}", image=rgb, caption=digit_caption(color, label, words),
-                          sha256=pixel_hash(rgb), identity=str(int(label)), label=int(label)))
-    return items
-
-
-def digit_caption(color: str, label: int, traits: tuple[str, str, str] | None = None) -> str:
-    """"a red digit three" or, given (weight, width, slant) words, "a bold narrow red digit three leaning right"."""
-    if traits is None:
-        return f"a {color} digit {DIGIT_WORDS[label]}"
-    weight, width, slant = traits
-    return f"a {weight} {width} {color} digit {DIGIT_WORDS[label]} {slant}"
-
-
-def digit_traits(gray: np.ndarray) -> np.ndarray:
-    """(N, 3): total ink, horizontal spread (ink-weighted sd of the column) and rightward shear (minus the
-    ink-weighted regression slope of column on row, rows counted downwards) of (N, 8, 8) digit images."""
-    row, col = np.mgrid[:gray.shape[1], :gray.shape[2]]                 # (8, 8) each
-    w = gray / gray.sum((1, 2), keepdims=True)                           # (N, 8, 8) ink weights
-    dc = col - (w * col).sum((1, 2))[:, None, None]                      # (N, 8, 8) centred column
-    dr = row - (w * row).sum((1, 2))[:, None, None]                      # (N, 8, 8) centred row
-    shear = -(w * dc * dr).sum((1, 2)) / (w * dr ** 2).sum((1, 2))
-    return np.stack([gray.sum((1, 2)), np.sqrt((w * dc ** 2).sum((1, 2))), shear], axis=1)
-
-
-def describe_digits(gray: np.ndarray, labels: np.ndarray) -> list[tuple[str, str, str]]:
-    """(weight, width, slant) words per image: each trait of ``digit_traits`` cut at its thirds within the
-    image's digit class, over all 1,797 images. The cuts are fixed before any split, so the same image always gets
-    the same words and members and non-members draw theirs from one vocabulary and one distribution."""
-    traits = digit_traits(np.asarray(gray, dtype=np.float64))
-    bins = np.zeros(traits.shape, dtype=int)                             # (N, 3) in {0, 1, 2}
-    for c in np.unique(labels):
-        rows = labels == c
-        for k in range(traits.shape[1]):
-            cuts = np.quantile(traits[rows, k], [1 / 3, 2 / 3])
-            bins[rows, k] = np.searchsorted(cuts, traits[rows, k], side="right")
-    return [(WEIGHTS[a], WIDTHS[b], SLANTS[c]) for a, b, c in bins]
+    """The bundled handwritten digits (``digits``) as items: ``label`` and ``identity`` the digit, captions "a
+    <colour> digit <word>" (``captions="descriptive"``: with the digit's weight, width and slant)."""
+    return [Item(id=f"digits-{i:04d}", image=rgb, caption=cap, sha256=pixel_hash(rgb), identity=str(label),
+                 label=label) for i, rgb, cap, label in digits.records(resolution, captions)]
 
 
 def load_emoji(resolution: int = 16, captions: str = "shared") -> list[Item]:
@@ -284,7 +230,7 @@ def load_folder(path: str, resolution: int = 16) -> list[Item]:
 def load_hub(repo_id: str, resolution: int = 512) -> list[Item]:
     """An HF hub dataset with an ``image`` column and a ``text``/``caption`` column (paper profile only)."""
     try:
-        import datasets
+        import datasets                          # Hugging Face datasets: optional (the paper extra), hub data only
     except ImportError as e:
         raise ImportError("hub datasets need the 'datasets' package: pip install 'smplora_nb[paper]'") from e
     ds = datasets.load_dataset(repo_id, split="train")
@@ -300,11 +246,8 @@ def load_hub(repo_id: str, resolution: int = 512) -> list[Item]:
     return items
 
 
-
 def caption_words(items: list[Item]) -> list[str]:
     """Sorted lower-case words of all captions (the tiny tokenizer's vocabulary)."""
-    import re
-
     return sorted({w for it in items for w in re.findall(r"[a-z]+|[0-9]", it.caption.lower())})
 
 
@@ -318,11 +261,7 @@ def sample_captions(splits: dict[str, list[Item]], n: int = 60) -> tuple[list[st
     """
     pool = splits["public"] or splits["member_aux"]
     if pool and pool[0].id.startswith("digits-"):
-        middle = (WEIGHTS[1], WIDTHS[1], SLANTS[1]) if pool[0].caption.endswith(SLANTS) else None
-        pairs = [(digit_caption(c, d, middle), d) for c in COLORS for d in range(len(DIGIT_WORDS))]
-        pairs = (pairs * (n // len(pairs) + 1))[:n]
-        pairs.sort(key=lambda p: p[1])
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        return digits.sample_captions(n, descriptive=pool[0].caption.endswith(digits.SLANTS))
     if pool and pool[0].label is not None:
         by_class: dict[int, list[Item]] = {}
         for it in (it for items in splits.values() for it in items):

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from smplora_nb import config, data, runs, sets
+from smplora_nb import config, data, digits, runs, sets
 
 DESCRIPTIVE = re.compile(r"^a (thin|medium|bold) (narrow|regular|wide) (red|green|blue) digit (\w+) "
                          r"(leaning left|upright|leaning right)$")
@@ -54,7 +54,7 @@ def test_descriptive_digits_same_images(shared, descriptive):
     for a, b in zip(shared, descriptive):
         m = DESCRIPTIVE.match(b.caption)
         assert m, b.caption
-        assert m.group(4) == data.DIGIT_WORDS[b.label] and a.caption == f"a {m.group(3)} digit {m.group(4)}"
+        assert m.group(4) == digits.DIGIT_WORDS[b.label] and a.caption == f"a {m.group(3)} digit {m.group(4)}"
 
 
 def test_descriptive_digits_deterministic(descriptive):
@@ -91,7 +91,7 @@ def test_digit_traits_toy():
     diag[0, np.arange(8), 7 - np.arange(8)] = 16                        # "/": top to the right
     bold = bar.copy()
     bold[0, :, 4] = 16
-    ink, spread, shear = data.digit_traits(np.concatenate([bar, diag, bold])).T
+    ink, spread, shear = digits.traits(np.concatenate([bar, diag, bold])).T
     assert shear[0] == pytest.approx(0) and shear[1] == pytest.approx(1)   # one column right per row up
     assert ink[2] == 2 * ink[0] and spread[2] > spread[0] == pytest.approx(0)
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from smplora_nb import config, data, duplicates, sets
+from smplora_nb.digits import DIGIT_WORDS
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -85,8 +86,8 @@ def test_digits_captions_match_labels(digits):
     for it in digits:
         m = pattern.match(it.caption)
         assert m, it.caption
-        assert m.group(2) == data.DIGIT_WORDS[it.label]
-        assert data.DIGIT_WORDS[it.label] in it.caption
+        assert m.group(2) == DIGIT_WORDS[it.label]
+        assert DIGIT_WORDS[it.label] in it.caption
         assert it.identity == str(it.label)
     assert digits[3].caption == "a red digit three" and digits[3].label == 3
 
@@ -521,7 +522,7 @@ def test_caption_words_sorted_unique():
 def test_caption_words_digits(digits):
     words = data.caption_words(digits)
     assert words == sorted(set(words))
-    assert set(data.DIGIT_WORDS) <= set(words)
+    assert set(DIGIT_WORDS) <= set(words)
     assert {"a", "digit", "red", "green", "blue"} <= set(words)
     assert len(words) == 15
 
