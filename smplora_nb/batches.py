@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .state import State
+
 
 @dataclass
 class Batch:
@@ -42,10 +44,10 @@ def poisson_batch(n: int, rate: float, gen: torch.Generator) -> torch.Tensor:
     return torch.nonzero(torch.rand(n, generator=gen) < rate).flatten()
 
 
-def members(s, perm: torch.Tensor, step: int, poisson: bool = False) -> Batch:
+def members(s: State, perm: torch.Tensor, step: int, poisson: bool = False) -> Batch:
     """The ``step``-th D_tr batch of an epoch whose order is ``perm`` (or a Poisson batch), this process's slice.
 
-    ``s`` is the loop's ``train.State``. With a text-encoder LoRA the captions are encoded under it, with gradient.
+    ``s`` is the loop's ``state.State``. With a text-encoder LoRA the captions are encoded under it, with gradient.
     """
     idx = perm[step * s.bs:(step + 1) * s.bs] if not poisson else poisson_batch(s.n, s.bs / s.n, s.gen)
     noise = local(torch.randn(s.z0[idx].shape, generator=s.gen), s.shard).to(s.device)   # (B/P, 4, h, w)
@@ -55,7 +57,7 @@ def members(s, perm: torch.Tensor, step: int, poisson: bool = False) -> Batch:
     return Batch(s.z0[idx], cond, t, noise)
 
 
-def proxy(s, half: int) -> Batch:
+def proxy(s: State, half: int) -> Batch:
     """A balanced proxy batch: ``half`` member_aux + ``half`` nonmember_aux rows, this process's slice of each half.
 
     With a text-encoder LoRA the captions are re-encoded under it (no gradient), as the attacker queries the adapted
@@ -77,7 +79,7 @@ def proxy(s, half: int) -> Batch:
     return Batch(z0, cond, t, noise, rows.to(s.device) < half)
 
 
-def fresh_draw(s, batch: Batch) -> Batch:
+def fresh_draw(s: State, batch: Batch) -> Batch:
     """The same images with fresh noise and t (the official code's second forward for G, ``two_forwards``)."""
     b = len(batch) * s.shard[1]
     t = local(torch.randint(0, s.num_t, (b,), generator=s.gen), s.shard).to(s.device)

@@ -65,6 +65,14 @@ class Proxy:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, weight_decay=weight_decay)
         self.net = self.model                                            # what ``update`` trains through
 
+    def state_dict(self) -> dict:
+        """The proxy's weights and its optimiser's state, as the parts of a checkpoint (``checkpoints``)."""
+        return {"proxy": self.model.state_dict(), "proxy_optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, parts: dict) -> None:
+        self.model.load_state_dict(parts["proxy"])
+        self.opt.load_state_dict(parts["proxy_optimizer"])
+
     def distribute(self, device) -> None:
         """Several processes: train through DistributedDataParallel, which starts every process from rank 0's
         weights and averages the proxy's gradients, so all processes keep the same proxy."""

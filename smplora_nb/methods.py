@@ -1,12 +1,14 @@
 """The training methods, one small object each (smplora_nb, arXiv 2402.11989 companion).
 
-Every method has the same three parts, and the loop (``train.loop``) knows nothing else about it:
+Every method has the same parts, and the loop (``train.loop``) knows nothing else about it:
 
 * ``prepare(s)``: what it builds once the models are loaded (the proxy attack, DP-SGD's noise multiplier);
 * ``step(s, batch)``: one optimisation step on a D_tr batch; returns the step's log entries;
-* ``objective(l_ada, gain)``: the scalar it descends (its equation is in ``losses``), also read by the Hessian.
+* ``objective(l_ada, gain)``: the scalar it descends (its equation is in ``losses``), also read by the Hessian;
+* ``state_dict()`` / ``load_state_dict(parts)``: its own state between steps (the proxy and its optimiser), which
+  a checkpoint saves beside the loop's (``checkpoints``).
 
-``s`` is the loop's ``train.State`` (models, optimiser, generator, cached inputs). A new defense is a new class here
+``s`` is the loop's ``state.State`` (models, optimiser, generator, cached inputs). A new defense is a new class here
 plus its name in ``METHODS``; the loop is not edited.
 """
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 import torch
 
 from . import batches, defense, diagnostics, dp, losses
+from .state import State
 
 
-def descend(s, loss: torch.Tensor, l_ada: torch.Tensor, log: dict, backward=None) -> dict:
+def descend(s: State, loss: torch.Tensor, l_ada: torch.Tensor, log: dict, backward=None) -> dict:
     """One gradient step on ``loss`` into the LoRA weights, with the gradient diagnostics and the stabilisers.
 
     ``backward`` replaces the single backward pass (MP-LoRA's per-term passes). Diagnostics read unscaled
@@ -67,6 +70,15 @@ class Lora:
 
     def summary(self) -> dict:
         return {}
+
+    def state_dict(self) -> dict:
+        """The method's own state between steps, as parts of a checkpoint: the proxy and its optimiser (MP- and
+        SMP-LoRA); none for LoRA and DP-LoRA, whose state is all in the loop's (``state.State.state_dict``)."""
+        return {} if self.proxy is None else self.proxy.state_dict()
+
+    def load_state_dict(self, parts: dict) -> None:
+        if self.proxy is not None:
+            self.proxy.load_state_dict(parts)
 
 
 class _Private(Lora):

@@ -1,10 +1,11 @@
-"""Training runs as cache entries (smplora_nb, arXiv 2402.11989 companion): keys, checkpoints, resume, snapshots,
-several runs side by side, and sweeps split in shards.
+"""Training runs as cache entries (smplora_nb, arXiv 2402.11989 companion): keys, resume, snapshots, several runs
+side by side, and sweeps split in shards.
 
 A run is cached under ``outputs/cache/runs/<hash of config, split and base>/`` and holds
 ``lora/pytorch_lora_weights.safetensors`` (diffusers format) and ``train_log.json`` with per-step diagnostics.
-Checkpoints (LoRA weights, optimiser, proxy, RNG state) are written every ``checkpoint_every`` epochs, and an
-interrupted run resumes from the last one to the same final weights on CPU. The loop itself is ``train.loop``.
+Checkpoints (``checkpoints``: LoRA weights, optimiser, proxy, RNG state) are written every ``checkpoint_every``
+epochs, and an interrupted run resumes from the last one to the same final weights on CPU. The loop itself is
+``train.loop``.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
-from . import lora, methods, parallel, paths, sets
+from . import checkpoints, lora, methods, parallel, paths, sets
 from . import train as loop_module
 
 OBJECTIVE_VERSION = 3                 # bump when the training objective's code changes (cache key)
@@ -83,8 +84,6 @@ LOG_HEAD = ("method", "epochs", "steps", "n_member", "diverged", "loss")
 def _damage(folder: Path, log: dict, tc) -> str | None:
     """Why a finished-looking run cannot be trusted, or None: its log must have the expected keys, method, epochs
     and step count, and its LoRA file must open with the tensors the log recorded."""
-    from safetensors import safe_open
-
     missing = [k for k in LOG_HEAD if k not in log]
     if missing:
         return f"train_log.json lacks {missing}"
@@ -145,9 +144,9 @@ def _train(s, method, folder, resume, checkpoint_every, progress, interrupt_at_e
     folder.mkdir(parents=True, exist_ok=True)
     start_epoch, log = 0, {k: [] for k in loop_module.LOG_KEYS}
     if resume and not again and (folder / "checkpoint").exists():
-        saved = _read_checkpoint(folder / "checkpoint", s, method)
+        saved = checkpoints.read(folder / "checkpoint", s, method)
         if saved is not None:
-            start_epoch, log = _load_checkpoint(saved, s, method)
+            start_epoch, log = checkpoints.load(saved, s, method)
     every = checkpoint_every or max(1, tc.epochs // 10)
 
     def end_of_epoch(epoch: int) -> None:
@@ -156,7 +155,7 @@ def _train(s, method, folder, resume, checkpoint_every, progress, interrupt_at_e
                       s.unwrapped("text_encoder"))
         if epoch % every == 0 and epoch < tc.epochs:
             if s.accelerator.is_main_process:
-                _save_checkpoint(folder, s, method, epoch, log)
+                checkpoints.save(folder, s, method, epoch, log)
             s.accelerator.wait_for_everyone()
             if interrupt_at_epoch is not None and epoch >= interrupt_at_epoch:
                 raise KeyboardInterrupt(f"interrupted after epoch {epoch} (test hook)")
@@ -176,8 +175,6 @@ def _finish(folder: Path, s, method, log: dict, run: dict) -> None:
                  if method.private else None, "lora_consistent": _same_everywhere(s.accelerator, s.unwrapped("unet"))}
     if s.accelerator.is_main_process:
         weights = lora.save(folder / "lora", s.unwrapped("unet"), s.unwrapped("text_encoder"))
-        from safetensors import safe_open
-
         with safe_open(str(weights), "pt") as f:
             n_tensors = len(list(f.keys()))
         head = {"lora_tensors": n_tensors, "method": tc.method, "seed": tc.seed, "lam": tc.lam, "epochs": tc.epochs, "steps": len(log["loss"]),
@@ -186,75 +183,6 @@ def _finish(folder: Path, s, method, log: dict, run: dict) -> None:
                 "hessian_every": tc.hessian_every, "hessian_iters": tc.hessian_iters}
         paths.write_json(folder / "train_log.json", {**head, **extra, **method.summary(), **log})
     s.accelerator.wait_for_everyone()
-
-
-def _rng_state(gen: torch.Generator) -> dict:
-    """The loop's generator (batches, noise, t) and torch's global one (the proxy's dropout)."""
-    return {"generator": gen.get_state(), "torch_global": torch.get_rng_state()}
-
-
-def _save_checkpoint(folder: Path, s, method, epoch: int, log: dict) -> None:
-    scaler, text_encoder, proxy = s.accelerator.scaler, s.unwrapped("text_encoder"), method.proxy
-    with paths.atomic_dir(folder / "checkpoint") as tmp:             # a full disk: OSError, the last one kept
-        if scaler is not None:                                           # fp16 loss scale, for exact resumes
-            paths.write_torch(tmp / "scaler.pt", scaler.state_dict())
-        paths.write_tensors(tmp / "lora.safetensors", lora.state_dict(s.unwrapped("unet")))
-        if text_encoder is not None:
-            paths.write_tensors(tmp / "text_encoder_lora.safetensors", lora.state_dict(text_encoder))
-        if proxy is not None:
-            paths.write_tensors(tmp / "proxy.safetensors", proxy.model.state_dict())
-            paths.write_torch(tmp / "proxy_optimizer.pt", proxy.opt.state_dict())
-        paths.write_torch(tmp / "optimizer.pt", s.opt.state_dict())
-        paths.write_tensors(tmp / "rng.safetensors", _rng_state(s.gen))
-        paths.write_json(tmp / "state.json", {"epoch": epoch, "log": log})
-
-
-def _read_checkpoint(ck: Path, s, method) -> dict | None:
-    """Every file of checkpoint ``ck``, read (and nothing applied yet), or None when it cannot be trusted: a file
-    that does not open or an epoch outside [1, epochs - 1]. Such a checkpoint is removed with one line saying so,
-    and the run starts from the beginning."""
-    tc = s.tc
-    try:
-        state = paths.read_json(ck / "state.json")
-        epoch = state.get("epoch") if isinstance(state, dict) else None
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < tc.epochs:
-            raise ValueError(f"state.json epoch {epoch!r} is not in [1, {tc.epochs - 1}]")
-        if not isinstance(state.get("log"), dict) or not set(loop_module.LOG_KEYS) <= set(state["log"]):
-            raise ValueError("state.json has no training log")
-        out = {"epoch": epoch, "log": state["log"], "lora": load_file(str(ck / "lora.safetensors")),
-               "optimizer": torch.load(ck / "optimizer.pt", weights_only=True),
-               "rng": load_file(str(ck / "rng.safetensors"))}
-        if s.accelerator.scaler is not None and (ck / "scaler.pt").exists():
-            out["scaler"] = torch.load(ck / "scaler.pt", weights_only=True)
-        if s.unwrapped("text_encoder") is not None:
-            out["text_encoder"] = load_file(str(ck / "text_encoder_lora.safetensors"))
-        if method.proxy is not None:
-            out["proxy"] = load_file(str(ck / "proxy.safetensors"))
-            out["proxy_optimizer"] = torch.load(ck / "proxy_optimizer.pt", weights_only=True)
-    except Exception as e:                        # truncated, missing or foreign files, or an impossible epoch
-        print(f"[smplora_nb] run {ck.parent.name}: its checkpoint cannot be resumed ({type(e).__name__}: "
-              f"{str(e).splitlines()[0][:120] if str(e) else ''}); removed, training from the start", flush=True)
-        import shutil
-
-        shutil.rmtree(ck, ignore_errors=True)
-        return None
-    return out
-
-
-def _load_checkpoint(saved: dict, s, method) -> tuple[int, dict]:
-    """Put a checkpoint read by ``_read_checkpoint`` into the run's state; return its epoch and log."""
-    if "scaler" in saved:
-        s.accelerator.scaler.load_state_dict(saved["scaler"])
-    lora.load_state_dict(s.unwrapped("unet"), saved["lora"])
-    if "text_encoder" in saved:
-        lora.load_state_dict(s.unwrapped("text_encoder"), saved["text_encoder"])
-    if "proxy" in saved:
-        method.proxy.model.load_state_dict(saved["proxy"])
-        method.proxy.opt.load_state_dict(saved["proxy_optimizer"])
-    s.opt.load_state_dict(saved["optimizer"])
-    s.gen.set_state(saved["rng"]["generator"])
-    torch.set_rng_state(saved["rng"]["torch_global"])
-    return saved["epoch"], saved["log"]
 
 
 def _same_everywhere(accelerator, model) -> bool:

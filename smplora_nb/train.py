@@ -5,8 +5,8 @@ Per step, for a batch (x, y) of members with cached latents z0 = E(x) and captio
     t ~ U{0..999},  eps ~ N(0, I),  L_ada = mean over batch and elements of (eps - eps_theta(z_t, t, tau(y)))^2
 
 and only the LoRA matrices A, B are updated (AdamW, lr ``lr``). What a method adds to that (the proxy attack of
-MP-/SMP-LoRA, DP-SGD's clipping and noise) is in ``methods``; the run cache, checkpoints, resume and snapshots are
-in ``runs``, which calls ``setup`` and ``loop``.
+MP-/SMP-LoRA, DP-SGD's clipping and noise) is in ``methods``; what a step reads is ``state.State``; the run cache,
+resume and snapshots are in ``runs``, which calls ``setup`` and ``loop``, and the checkpoints in ``checkpoints``.
 
 Device and precision come from accelerate. With ``mixed_precision`` "fp16"/"bf16" the frozen U-Net (and text
 encoder) weights are held in that dtype and the LoRA weights in fp32 (``cast_training_params``), under autocast;
@@ -17,57 +17,17 @@ its slice of each batch (``batches``).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from . import batches, diagnostics, losses, lora, models
+from .state import State
 
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
             "proxy_acc", "hessian", "dp_update")
 HESSIAN_BATCH = 16                      # members in the fixed diagnostic batch of the Hessian (the first ones)
-
-
-@dataclass
-class State:
-    """Everything a step reads: the config, accelerate, the models, the optimiser, the generator of every draw
-    (batches, noise, t) and the cached inputs of D_tr (``z0``, ``cond``, token ``ids``) and of D_aux (``aux``)."""
-    tc: object
-    accelerator: object
-    unet: torch.nn.Module
-    text_encoder: torch.nn.Module | None
-    base_unet: torch.nn.Module | None          # frozen copy without adapters (the calibrated feature)
-    scheduler: object
-    opt: torch.optim.Optimizer
-    a_params: list
-    params: list                               # LoRA A matrices first, then B (the gradient diagnostics)
-    z0: torch.Tensor                           # (N, 4, h, w)
-    cond: torch.Tensor                         # (N, T, D)
-    ids: torch.Tensor | None                   # (N, T) with a text-encoder LoRA
-    aux: list | None                           # [(latents, embeddings, ids)] of member_aux and nonmember_aux
-    gen: torch.Generator
-    bs: int
-
-    def __post_init__(self):
-        self.device = self.accelerator.device
-        self.shard = (self.accelerator.process_index, self.accelerator.num_processes)
-        self.n, self.num_t = len(self.z0), self.scheduler.config.num_train_timesteps
-        procs = self.shard[1]
-        self.steps_per_epoch = int(np.ceil(self.n / self.bs)) if procs == 1 else self.n // self.bs  # full batches
-
-    def loss_map(self, b: batches.Batch) -> torch.Tensor:
-        return losses.loss_map(self.unet, self.scheduler, b.z0, b.cond, b.t, b.noise)          # (B, 4, h, w)
-
-    def base_map(self, b: batches.Batch) -> torch.Tensor:
-        """The frozen base model's loss map at the same (t, noise), no gradient."""
-        with torch.inference_mode():
-            return losses.loss_map(self.base_unet, self.scheduler, b.z0, b.cond, b.t, b.noise).clone()
-
-    def unwrapped(self, name: str):
-        model = getattr(self, name)
-        return None if model is None else self.accelerator.unwrap_model(model)
 
 
 def loop(s: State, method, log: dict, start_epoch: int, end_of_epoch, progress: bool = True) -> dict | None:
@@ -96,7 +56,7 @@ def loop(s: State, method, log: dict, start_epoch: int, end_of_epoch, progress: 
 def setup(cfg, splits, base, method) -> State:
     """Load the base model, cache D_tr's (and, for a private method, D_aux's) inputs, attach the LoRA adapter(s),
     build the optimiser under accelerate, and let the method prepare itself."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator                         # accelerate, diffusers: heavy, only when training
     from accelerate.state import AcceleratorState
     from diffusers.training_utils import cast_training_params
 
@@ -164,8 +124,6 @@ def hessian(s: State, method) -> tuple[float, float]:
     from no shared generator and takes no optimiser step: the training trajectory is the same with it or without
     it (a test checks the weights bit for bit), so it is not part of the run key.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     gen = torch.Generator().manual_seed(0)
     z = s.z0[:HESSIAN_BATCH]
     noise = torch.randn(z.shape, generator=gen).to(z.device)
