@@ -32,7 +32,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from . import labels, losses, metrics, mlp, parallel, paths, scores, sets
+from . import labels, lora, losses, metrics, mlp, models, parallel, paths, scores, sets
 
 TIMESTEPS = (50, 100, 200, 400)       # fixed probing timesteps (of 1000) of the loss maps
 N_DRAWS = 4                           # noise draws averaged per timestep
@@ -102,8 +102,6 @@ def probe(parts, splits, noise_seed: int = 0, source=None) -> dict[str, dict[str
     """The attacker's loss maps of every private set on one model, with fixed noise seeds:
     ``{"fixed_t": {set: (N, K, 4, h, w)}, "random_t": {set: (N, 1, 4, h, w)}}``. ``source`` (the base model's
     id) lets ``models.encode_items`` reuse cached latents."""
-    from . import models
-
     out = {"fixed_t": {}, "random_t": {}}
     unet, sched = parts["unet"], parts["scheduler"]
     for name in sets.PRIVATE:
@@ -132,8 +130,6 @@ class Probe:
     @property
     def pipe(self):
         if self._pipe is None:
-            from . import lora, models
-
             self._pipe = models.load_pipeline(self.base)
             if self.run is not None:
                 lora.load_into(self._pipe, Path(self.run) / "lora")
@@ -177,8 +173,6 @@ class Probe:
 
     def _input(self, reads: str, k: str):
         if reads in scores.SCORES:
-            from . import models
-
             batch = models.encode_items(self.pipe.components, self.splits[k], self.pipe.unet.device, source=self.base)
             return scores.score(self.pipe, batch, scores.CANDIDATES[reads], reads)
         fixed = self.maps()["fixed_t"][k]

@@ -15,6 +15,7 @@ looks alike. Solutions live in ``docs/solutions/<stem>.py``, one ``exercise_<n>`
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import datetime
 import html
@@ -24,6 +25,7 @@ import platform
 import re
 import shutil
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import paths
@@ -40,8 +42,6 @@ VERSIONS = ("torch", "diffusers", "transformers", "peft", "numpy", "papermill", 
 
 def machine() -> dict:
     """Where this process runs: CPU model and cores, OS, Python and the versions of the packages that matter."""
-    from importlib.metadata import PackageNotFoundError, version
-
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():
         names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -79,7 +79,7 @@ def solutions(stem: str) -> dict[str, str]:
 
 def _solutions_html(stem: str) -> str:
     """One ``<details>`` toggle per solution, its code highlighted as the notebook's own cells are."""
-    from pygments import highlight
+    from pygments import highlight                          # Pygments (with nbconvert): only for the book
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
@@ -118,7 +118,7 @@ def _offline_markdown(source: str) -> str:
 
 def _notebook(path: Path, stem: str):
     """The executed notebook, offline-ready, with its solutions after its exercises."""
-    import nbformat
+    import nbformat                                         # nbformat: slow to import, only when a notebook is read
 
     nb = nbformat.read(path, as_version=4)
     static_widgets(nb)
@@ -133,7 +133,7 @@ def _notebook(path: Path, stem: str):
 
 
 def _page(markdown: str, title: str):
-    import nbformat
+    import nbformat                                         # nbformat: slow to import, only when a notebook is read
 
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(markdown)], metadata={"title": title})
 
@@ -236,7 +236,7 @@ def _nav(done: list[str], current: str) -> str:
 def build(outputs: Path | None = None, dest: Path | None = None) -> Path:
     """Write the site of the notebooks executed under ``outputs`` into ``dest`` (default ``outputs/book``) and
     return its index page. Nothing is executed; the folder is replaced only once every page is written."""
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter                      # nbconvert (the book extra): slow to import
 
     outputs = Path(outputs) if outputs else paths.outputs_root()
     dest = Path(dest) if dest else outputs / "book"
@@ -279,8 +279,6 @@ def readme_figure(outputs: Path | None = None, dest: Path = ROOT / "docs" / "res
 
 
 def main(argv=None) -> int:
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m smplora_nb.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--outputs", type=Path, help="the executed series (default: outputs/, or $SMPLORA_OUTPUTS)")
     p.add_argument("--dest", type=Path, help="where the site goes (default: <outputs>/book)")

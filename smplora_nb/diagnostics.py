@@ -63,7 +63,7 @@ def summarize_log(log: dict) -> dict:
       Pearson correlation with the gradient norm at the Hessian checkpoints (PCC and p-value);
     * the last 10% of steps: L_ada and the proxy attack's accuracy on its own D_aux batches.
     """
-    from scipy.stats import pearsonr
+    from scipy.stats import pearsonr                        # SciPy: slow to import, only for a log's statistics
 
     out = {"steps": log["steps"], "diverged": log.get("diverged")}
     for k in ("grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale"):

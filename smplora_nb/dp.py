@@ -18,11 +18,13 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.func import functional_call, grad_and_value, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
     """sigma for (epsilon, delta) after ``steps`` Poisson-sampled steps at ``sample_rate`` (Opacus, RDP)."""
-    from opacus.accountants.utils import get_noise_multiplier
+    from opacus.accountants.utils import get_noise_multiplier  # Opacus: slow to import, only for DP-LoRA
 
     return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
                                       steps=steps, accountant="rdp"))
@@ -30,7 +32,7 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: in
 
 def spent_epsilon(sigma: float, delta: float, sample_rate: float, steps: int) -> float:
     """The epsilon that Opacus' RDP accountant gives for a run."""
-    from opacus.accountants import RDPAccountant
+    from opacus.accountants import RDPAccountant            # Opacus: slow to import, only for DP-LoRA
 
     acc = RDPAccountant()
     acc.history = [(sigma, sample_rate, steps)]
@@ -41,8 +43,6 @@ def step_grads(unet, scheduler, named_params, z0, cond, t, noise, clip: float, s
                gen: torch.Generator) -> tuple[float, float]:
     """Set ``p.grad`` of every LoRA parameter to the DP-SGD gradient of the batch; return (mean loss, median
     per-sample gradient norm before clipping). An empty batch gets the noise alone."""
-    from torch.func import functional_call, grad_and_value, vmap
-
     lora_w = {n: p.detach() for n, p in named_params}
     frozen = {n: p for n, p in unet.named_parameters() if n not in lora_w}
     buffers = dict(unet.named_buffers())
@@ -53,8 +53,6 @@ def step_grads(unet, scheduler, named_params, z0, cond, t, noise, clip: float, s
         return ((eps[None] - pred.float()) ** 2).mean()
 
     if len(z0):
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
         with sdpa_kernel(SDPBackend.MATH):       # plain matmuls: vmap batches them (fused kernels fall back to loops)
             grads, losses = vmap(grad_and_value(loss_one), in_dims=(None, 0, 0, 0, 0))(lora_w, z0, cond, t, noise)
         norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))          # (B,)

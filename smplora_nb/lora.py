@@ -25,7 +25,7 @@ WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 def attach(model: torch.nn.Module, rank: int, alpha: float, targets=UNET_TARGETS, seed: int = 0) -> list:
     """Freeze ``model``, add a LoRA adapter on ``targets`` (peft), and return the trainable LoRA parameters."""
-    from peft import LoraConfig
+    from peft import LoraConfig                             # peft: slow to import, only when adapters are attached
 
     model.requires_grad_(False)
     torch.manual_seed(seed)                                      # A is random, B = 0
@@ -33,7 +33,7 @@ def attach(model: torch.nn.Module, rank: int, alpha: float, targets=UNET_TARGETS
     if hasattr(model, "add_adapter") and "diffusers" in type(model).__module__:
         model.add_adapter(cfg)                                   # diffusers' peft integration (U-Net)
     else:
-        from peft import inject_adapter_in_model
+        from peft import inject_adapter_in_model            # peft: slow to import, only when adapters are attached
 
         inject_adapter_in_model(cfg, model)                      # transformers' text encoder
         for name, p in model.named_parameters():
@@ -46,14 +46,14 @@ def attach(model: torch.nn.Module, rank: int, alpha: float, targets=UNET_TARGETS
 
 def state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The adapter's weights only (peft naming)."""
-    from peft.utils import get_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict        # peft: slow to import, only when adapters are read
 
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
 def load_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Put adapter weights saved by :func:`state_dict` back into a model with the same adapter attached."""
-    from peft.utils import set_peft_model_state_dict
+    from peft.utils import set_peft_model_state_dict        # peft: slow to import, only when adapters are written
 
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", [])
@@ -70,7 +70,7 @@ def split_ab(model: torch.nn.Module) -> tuple[list, list]:
 
 def save(folder, unet, text_encoder=None) -> Path:
     """Write the adapter(s) in the diffusers format: ``folder/pytorch_lora_weights.safetensors``."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline           # diffusers: slow to import, only when a pipeline is loaded
 
     # PEFT key names (".lora_A.weight"): diffusers loads them as they are. Its older ".lora.down" names lose the
     # attention layers on load when convolutions carry LoRA too (seen with diffusers 0.42), so they are not used.

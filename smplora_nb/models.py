@@ -7,10 +7,14 @@ loads SD v1.5. ``encode_items`` gives a set's latents and caption embeddings (ca
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from . import data, paths, tinybase
@@ -43,8 +47,6 @@ def base_model(cfg, splits: dict[str, list[data.Item]], all_items: list[data.Ite
 def single_file_base(path, config: str = "") -> Path:
     """A single-file checkpoint converted once to a diffusers folder (``outputs/cache/base/<file hash>/``), so that
     every later step loads it like any other folder; ``config`` as in :func:`load_pipeline`."""
-    import hashlib
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
@@ -80,8 +82,6 @@ def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.T
         key = paths.config_hash({"source": paths.source_id(source), "vae_dtype": str(vae.dtype), "text": not te_lora,
                                  "items": inputs}, n=16)
         path = paths.cache_dir("latents") / f"{key}.safetensors"
-        from safetensors.torch import load_file
-
         cached = paths.read_cached(path, lambda p: load_file(str(p)))
         if cached is not None and "z0" in cached and (te_lora or "cond" in cached):
             z0 = cached["z0"].to(device).contiguous(memory_format=torch.channels_last)
@@ -95,8 +95,6 @@ def encode_items(parts: dict, items, device="cpu", source=None) -> tuple[torch.T
     z0 = z0.contiguous(memory_format=torch.channels_last)
     cond = _encode_captions(parts, items)
     if path is not None:
-        from safetensors.torch import save
-
         tensors = {"z0": z0.cpu().contiguous(), **({} if te_lora else {"cond": cond.cpu().contiguous()})}
         paths.atomic_write_bytes(path, save(tensors))
     return z0, cond
@@ -128,7 +126,7 @@ def load_pipeline(source, dtype: torch.dtype | None = None, config: str | None =
     """
     pipe = _load(source, dtype, config or None)
     if device is None:
-        from accelerate import PartialState
+        from accelerate import PartialState                 # accelerate: slow to import, only when a model is loaded
 
         device = PartialState().device
     return pipe.to(device)
@@ -139,8 +137,6 @@ SD_UNET_KEY = "model.diffusion_model."                 # every original-layout S
 
 def check_single_file(path: Path) -> None:
     """Raise ``ValueError`` unless ``path`` holds an original-layout SD v1 checkpoint (U-Net, VAE, CLIP text)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
@@ -159,9 +155,7 @@ def check_single_file(path: Path) -> None:
 def _load(source, dtype, config):
     """The pipeline of ``source``; one that cannot be loaded, for any reason, raises ``ValueError`` (or
     ``FileNotFoundError``) with the reason in one line."""
-    import json
-
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline           # diffusers: slow to import, only when a pipeline is loaded
 
     kw = dict(safety_checker=None, requires_safety_checker=False, torch_dtype=dtype)
     path = Path(str(source)).expanduser()
@@ -223,7 +217,7 @@ def generate(pipe, captions: list[str], seed: int = 0, steps: int = 25, guidance
     """Images (N, resolution, resolution, 3) uint8 for ``captions``; DDIM sampling on the pipeline's own noise
     schedule. ``resolution``: the run's (``cfg.data.resolution``); None draws at the U-Net's own ``sample_size``
     (SD v1.5: 512 px), whatever the run trained at."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler, StableDiffusionPipeline  # diffusers: slow to import, only when sampling
 
     parts = {**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)}
     sampler = StableDiffusionPipeline(**parts, requires_safety_checker=False)

@@ -13,7 +13,12 @@ estimates decide which ends sooner.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 
 import torch
 from tqdm.auto import tqdm
@@ -61,8 +66,6 @@ def side_by_side(fn, jobs: dict, workers: int | None = None, progress: bool = Tr
     outputs root, ``width(costs, workers)`` of them at once (``costs``: ``{key: relative cost}``, default all
     equal); the processes are kept for the next call.
     """
-    from concurrent.futures import FIRST_COMPLETED, wait
-
     if not jobs:
         return {}
     gpu = torch.cuda.is_available()
@@ -134,9 +137,6 @@ _POOL: dict = {}
 def _pool(workers: int):
     """The worker processes, kept between calls (spawning one costs seconds: it imports torch and diffusers); a
     call that runs fewer jobs at once leaves the others idle."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     if _POOL.get("workers", 0) < workers:
         shutdown()
         _POOL.update(workers=workers, pool=ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
@@ -147,13 +147,8 @@ def _pool(workers: int):
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C (and a kernel interrupt sent to the process group) to the parent, which stops them; on
     Linux they also die with their parent (a killed kernel leaves no orphan training on)."""
-    import signal
-    import sys
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))          # PR_SET_PDEATHSIG
         except (OSError, AttributeError):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 ENV_VAR = "SMPLORA_OUTPUTS"
@@ -118,7 +121,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
 def write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> Path:
     """A safetensors file written like every other file (safetensors' own writer makes it mode 0600 and reports a
     full disk in its own error type)."""
-    from safetensors.torch import save                  # torch: imported when first needed
+    from safetensors.torch import save         # torch: slow to import; paths stays light (config, runner, tables)
 
     return atomic_write_bytes(path, save(tensors, metadata=metadata))
 
@@ -126,9 +129,7 @@ def write_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> Pa
 def write_torch(path: Path, obj) -> Path:
     """``torch.save(obj)`` written like every other file (torch's own writer reports a full disk as "unexpected
     pos")."""
-    import io
-
-    import torch                                        # imported when first needed
+    import torch                               # torch: slow to import; paths stays light (config, runner, tables)
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -177,8 +178,6 @@ def locked(entry: Path, shared: bool = False):
     through the NFS client's lock emulation, which this project has not tested across machines). Building or replacing
     an entry takes it exclusively and checks again for a complete entry after taking it, so two processes never
     build the same entry at once; a reader that may race a replacement takes it ``shared``."""
-    import fcntl
-
     entry = Path(entry)
     entry.parent.mkdir(parents=True, exist_ok=True)
     lock = (entry.parent / f".{entry.name}.lock").resolve()
@@ -225,8 +224,6 @@ def read_metrics(stem: str) -> dict:
 
 def save_figure(fig, stem: str, name: str) -> Path:
     """Save a matplotlib figure as ``outputs/<stem>/<name>.png`` atomically."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     return atomic_write_bytes(stage_dir(stem) / f"{name}.png", buf.getvalue())
@@ -249,9 +246,6 @@ def clean_stale(folder: Path, max_age_s: float = 6 * 3600) -> list[Path]:
     """Remove what killed processes left in ``folder``: a notebook's staging folder (``.*.staging``) whose runner
     no longer holds its lock, and temporary siblings (``.*.tmp``, ``.*.old``) older than ``max_age_s``. Return
     what was removed."""
-    import fcntl
-    import time
-
     gone = []
     for p in sorted(Path(folder).glob(".*")):
         if p.suffix == ".staging":

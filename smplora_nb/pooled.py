@@ -19,6 +19,7 @@ resampled with the very same counts.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from . import power
 
@@ -79,7 +80,7 @@ class Pooled:
     list, split k at position k). ``reps`` holds the resampled pooled AUCs for paired comparisons."""
 
     def __init__(self, scores, draws: Draws):
-        from sklearn.metrics import roc_auc_score
+        from sklearn.metrics import roc_auc_score           # scikit-learn: only once an AUC is computed
 
         scores = dict(enumerate(scores)) if isinstance(scores, (list, tuple)) else dict(scores)
         sizes = {k: (len(sm), len(sn)) for k, (sm, sn) in scores.items()}
@@ -97,12 +98,10 @@ class Pooled:
         """The interval from the spread of the splits' AUCs (Student's t over K >= 3 splits): what the image
         bootstrap misses when runs on different splits differ more than their images explain (training and
         dealing); None below 3 splits."""
-        from scipy.stats import t
-
         k = len(self.by_split)
         if k < 3:
             return None
-        half = t.ppf((1 + level) / 2, k - 1) * np.std(self.by_split, ddof=1) / np.sqrt(k)
+        half = student_t.ppf((1 + level) / 2, k - 1) * np.std(self.by_split, ddof=1) / np.sqrt(k)
         return [self.auc - half, self.auc + half]
 
     def tost(self) -> list[float]:

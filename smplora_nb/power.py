@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 MARGIN = 0.1                 # "defends": the auc_dev interval below this (pre-registered; AUC within 0.5 +- 0.05)
 ALPHA = 0.05                 # both tests; TOST at alpha uses the 1 - 2 alpha = 90% interval
@@ -47,9 +48,7 @@ def pooled_sd(sizes) -> float:
 def _z(splits: int) -> float:
     """The one-sided 95% quantile of the TOST interval: normal, or Student's t over K >= 3 splits (the verdict also
     reads the spread of the splits' AUCs, ``pooled.Pooled.between``)."""
-    from scipy.stats import t
-
-    return float(t.ppf(1 - ALPHA, splits - 1)) if splits >= 3 else float(norm.ppf(1 - ALPHA))
+    return float(student_t.ppf(1 - ALPHA, splits - 1)) if splits >= 3 else float(norm.ppf(1 - ALPHA))
 
 
 def best_upper(sd: float, splits: int = 1) -> float:

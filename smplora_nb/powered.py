@@ -14,9 +14,11 @@ analysis resamples D_te with one ``pooled.Draws`` per design, so all comparisons
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from . import claims, pooled, power
+from . import claims, pooled, power, tables
 from .grids import split_index
 
 LOW_FPR = 0.05                 # the DP audit's threshold: false-positive rate at most this on D_aux's non-members
@@ -168,8 +170,6 @@ def score_rows(evals, runs: dict, seeds: dict, attacks, sets_of) -> list[dict]:
     member (1/0), split, training seed, score, the direction chosen on D_aux (+1: higher = member; -1: the sign was
     flipped) and the run's cache entry (its config hash; "base" for the base model). ``sets_of(k)`` gives split k's
     sets."""
-    from pathlib import Path
-
     rows = []
     for key, run in runs.items():
         k, te = split_index(key), sets_of(split_index(key))
@@ -188,8 +188,6 @@ def score_rows(evals, runs: dict, seeds: dict, attacks, sets_of) -> list[dict]:
 
 def write_scores(stem: str, bench, evals, audited: dict, attacks) -> None:
     """``outputs/<stem>/scores.csv``: ``score_rows`` of every audited run (columns in docs/results.md)."""
-    from . import tables
-
     tables.write_csv(stem, "scores", score_rows(evals, audited, {k: bench.seed(k) for k in audited}, attacks,
                                                 bench.split))
 

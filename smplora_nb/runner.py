@@ -8,6 +8,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +50,7 @@ def parse_value(text: str):
 
 def declared_parameters(notebook: Path) -> set[str]:
     """Names assigned in the notebook's cell tagged ``parameters`` (read with ``ast``, not executed)."""
-    import nbformat
+    import nbformat                                         # nbformat: slow to import, only when a notebook is read
 
     nb = nbformat.read(str(notebook), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -139,11 +142,7 @@ def run(only=None, profile: str = "tiny", params: dict | None = None, folder: Pa
 
 def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: bool) -> bool:
     """Run one notebook into a staging folder; move it to ``final`` on success. False when a shard stopped it."""
-    import os
-    import shutil
-    import tempfile
-
-    import papermill as pm
+    import papermill as pm                                  # papermill: slow to import, only when a notebook runs
 
     start = time.time()
     root = Path(tempfile.mkdtemp(dir=paths.outputs_root(), prefix=f".{nb.stem}.", suffix=".staging"))
@@ -187,7 +186,7 @@ def _execute(nb: Path, params: dict, final: Path, shard: str | None, progress: b
 def echo(executed: Path) -> None:
     """Print on the terminal the package's ``[smplora_nb]`` lines that an executed notebook printed (a damaged file
     removed, duplicates dropped): papermill keeps a kernel's output inside the notebook."""
-    import nbformat
+    import nbformat                                         # nbformat: slow to import, only when a notebook is read
 
     if not executed.exists():
         return

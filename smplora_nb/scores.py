@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 SCORES = ("pia", "pian", "secmi", "sima")    # the scores of ``score`` (Loss@t reads the loss maps: ``attack``)
 SECMI_STRIDE = 10                      # DDIM step of SecMI's inversion and of its step up (the original's k = 10)
@@ -154,8 +155,6 @@ def fit(attack: str, timesteps, aux_member: np.ndarray, aux_nonmember: np.ndarra
     """Choose the timestep and the direction on D_aux: the column whose AUC is furthest from 0.5, negated when its
     AUC is below 0.5 (members scoring *lower* is as much a signal as higher); then the threshold of
     ``sign * score >= threshold`` by balanced accuracy on D_aux (``best_threshold``). Nothing of D_te is read."""
-    from sklearn.metrics import roc_auc_score
-
     y = np.r_[np.ones(len(aux_member)), np.zeros(len(aux_nonmember))]
     aucs = {int(t): float(roc_auc_score(y, np.r_[aux_member[:, k], aux_nonmember[:, k]]))
             for k, t in enumerate(timesteps)}

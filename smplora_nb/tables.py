@@ -2,7 +2,13 @@
 standard errors, claims, and any list of records (smplora_nb, arXiv 2402.11989 companion)."""
 from __future__ import annotations
 
-from .labels import label
+import csv
+import io
+
+import numpy as np
+
+from . import paths
+from .labels import UTILITIES as UTILITY_LABELS, label
 
 
 ROLES = {"public": "pretrains the tiny base model (never seen by LoRA)",
@@ -109,8 +115,6 @@ def pooled_table(records: dict) -> str:
 
 def split_rows(records: dict) -> list[dict]:
     """Each model's AUC per member split and its spread (sd over splits), per attack."""
-    import numpy as np
-
     return [{"model": label(m), "attack": label(a),
              **{f"split {k}": round(v, 3) for k, v in zip(r["splits"], r["auc_by_split"])},
              "sd over splits": round(float(np.std(r["auc_by_split"], ddof=1)), 3) if len(r["splits"]) > 1 else None}
@@ -144,11 +148,6 @@ def versus_rows(vs: dict) -> list[dict]:
 
 def write(stem: str, name: str, rows: list[dict], columns: list[str] | None = None):
     """Write ``outputs/<stem>/<name>.csv`` and ``<name>.md`` (a Markdown table) atomically; floats to 4 digits."""
-    import csv
-    import io
-
-    from . import paths
-
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -161,11 +160,6 @@ def write(stem: str, name: str, rows: list[dict], columns: list[str] | None = No
 
 def write_csv(stem: str, name: str, rows: list[dict]):
     """Write ``outputs/<stem>/<name>.csv`` atomically, values as they are (e.g. the per-image scores)."""
-    import csv
-    import io
-
-    from . import paths
-
     columns = list(dict.fromkeys(c for r in rows for c in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, columns)
@@ -195,8 +189,6 @@ def utility_table(utility: dict, floors: dict, comparisons: dict | None = None, 
     """Every model's utilities (means over splits, ``study.utilities``) with each one's sd over splits next to it
     (``study.utility_floors``); with ``comparisons`` (``{model: study.compare_utility(model, reference)}``), the
     verdict against ``reference``: "no difference" when inside the noise floor."""
-    from .labels import UTILITIES as UTILITY_LABELS, label
-
     rows = []
     for m, u in utility.items():
         row = {"model": label(m)}

@@ -51,7 +51,7 @@ def _bpe(tokens: list[str], ranks: dict) -> list[str]:
 def build_tokenizer(words: list[str], folder: Path):
     """A CLIPTokenizer whose BPE merges spell each caption word as one token; any other text falls back to
     single characters, so nothing maps to the unknown token."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer                  # transformers: slow to import, only for the tiny base
 
     chars = [chr(c) for c in range(33, 127)]
     vocab = ["<|startoftext|>", "<|endoftext|>"] + chars + [c + "</w>" for c in chars]
@@ -70,7 +70,7 @@ def build_tokenizer(words: list[str], folder: Path):
 
 def build_tiny(words: list[str], mcfg, resolution: int, workdir: Path, seed: int = 0) -> dict:
     """Untrained tiny SD components (a dict of the pipeline's parts)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # diffusers, transformers: slow to import
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
@@ -99,7 +99,7 @@ def build_tiny(words: list[str], mcfg, resolution: int, workdir: Path, seed: int
 
 def assemble(parts: dict):
     """A StableDiffusionPipeline from parts (no safety checker: the tiny model draws digits)."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline           # diffusers: slow to import, only to save the tiny base
 
     return StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
@@ -143,7 +143,7 @@ def pretrain_vae(vae, x: torch.Tensor, mcfg, gen: torch.Generator, kl_weight: fl
 def pretrain_unet(unet, scheduler, latents: torch.Tensor, cond: torch.Tensor, empty: torch.Tensor, mcfg,
                   gen: torch.Generator) -> list[float]:
     """Denoising pretraining: E ||eps - eps_theta(z_t, t, c)||^2, t ~ U{0..999}, c = empty with p = dropout."""
-    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.optimization import get_cosine_schedule_with_warmup  # diffusers: slow, only when pretraining
 
     opt = torch.optim.AdamW(unet.parameters(), lr=mcfg.pretrain_lr)
     sched = get_cosine_schedule_with_warmup(opt, min(100, mcfg.pretrain_steps // 10), mcfg.pretrain_steps)

@@ -26,7 +26,7 @@ def entries(grid_evals: dict, split_evals: dict, tc) -> dict:
 def explorer_view(entry: dict, real_images, captions, title: str = ""):
     """One results-explorer view: the metrics as Markdown, the ROC figure and the sample grid of one evaluated run
     (``evaluate.evaluate``'s result)."""
-    from IPython.display import Markdown
+    from IPython.display import Markdown                    # IPython: only in a notebook kernel
 
     audit = entry["audit"]
     rows = {a: {"mean": {**{k: v for k, v in audit[a].items() if not k.startswith("scores_")},
@@ -43,7 +43,7 @@ def explorer_view(entry: dict, real_images, captions, title: str = ""):
 
 def _show(entries: dict, key, real_images, captions) -> None:
     """Display the explorer's view of ``entries[key]``, ``key = (method, lam, split)``."""
-    from IPython.display import display
+    from IPython.display import display                     # IPython: only in a notebook kernel
 
     method, lam, split = key
     title = label(method) + ("" if lam is None else f", lam {lam:g}") + f", split {split}"
@@ -60,7 +60,7 @@ def explorer(entries: dict, real_images, captions, interactive: bool = True):
     """
     if not interactive:
         return _show(entries, next(iter(entries)), real_images, captions)
-    import ipywidgets as w
+    import ipywidgets as w                                  # ipywidgets: only for the interactive explorer
 
     pick = {name: w.Dropdown(description=name) for name in ("method", "lam", "split")}
     out = w.Output()
