@@ -98,6 +98,11 @@ MAP_ATTACKS = tuple(a for a in ATTACKS if ATTACKS[a].reads not in scores.SCORES)
 STRONGEST_MAP_ATTACK = "loss_map_mlp_ref"
 
 
+def with_paper(strongest: str) -> tuple:
+    """The paper's attack and ``strongest`` (once where they are the same): the attacks the frontier reads."""
+    return tuple(dict.fromkeys((PAPER_ATTACK, strongest)))
+
+
 def probe(parts, splits, noise_seed: int = 0, source=None) -> dict[str, dict[str, torch.Tensor]]:
     """The attacker's loss maps of every private set on one model, with fixed noise seeds:
     ``{"fixed_t": {set: (N, K, 4, h, w)}, "random_t": {set: (N, 1, 4, h, w)}}``. ``source`` (the base model's

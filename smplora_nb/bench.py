@@ -60,6 +60,14 @@ class Bench:
         """The FID/KID features (and digit classifier) of ``quality.quality_extractor``, fitted on the judge set."""
         return quality.quality_extractor(self.splits, self.cfg, self.items)
 
+    def generate(self, captions: list[str]):
+        """Images of the base model from ``captions`` (N, H, W, 3) uint8, at the profile's sampling settings and
+        resolution, seeded by the training seed (``models.generate``)."""
+        mc = self.cfg.model
+        return models.generate(models.load_pipeline(self.base), captions, seed=self.cfg.train.seed,
+                               steps=mc.sample_steps, guidance_scale=mc.guidance_scale,
+                               resolution=self.cfg.data.resolution)
+
     def seed(self, key) -> int:
         """The training (and attack) seed of a run key: ``seed + k``."""
         return self.cfg.train.seed + split_index(key)

@@ -23,7 +23,7 @@ N_BOOT = 500                           # percentile-bootstrap resamples per inte
 
 
 def _key(splits, extractor, steps, guidance_scale) -> str:
-    members = splits["member_aux"] + splits["member_te"]
+    members = sets.members(splits)
     return paths.config_hash({"version": EVAL_VERSION, "steps": steps, "guidance_scale": guidance_scale,
                               "timesteps": attack.TIMESTEPS, "n_draws": attack.N_DRAWS,
                               "features": extractor.description,
@@ -73,7 +73,7 @@ def evaluate(base, run, splits, extractor, seed: int, attacks=attack.MAP_ATTACKS
     "image_loss": {D_te set: per-image mean loss}, "samples": (N_SAMPLES, H, W, 3) uint8}``; the attacks' own
     randomness is seeded by ``seed``.
     """
-    members = splits["member_aux"] + splits["member_te"]
+    members = sets.members(splits)
     key = _key(splits, extractor, steps, guidance_scale)
     folder = attack.folder(base, run)
     probe = attack.Probe(base, run, splits)
@@ -100,7 +100,7 @@ def fid_floor(base, run, splits, extractor, steps: int = 25, guidance_scale: flo
     """The sampling floor of FID and KID: the distance between two independent sample sets of one model from the
     same member captions (sampling seeds 0 and 1). A difference of two models' FIDs inside it is sampling noise.
     Cached beside the model's audits."""
-    members = splits["member_aux"] + splits["member_te"]
+    members = sets.members(splits)
     path = attack.folder(base, run) / f"floor_{_key(splits, extractor, steps, guidance_scale)}.json"
     out = paths.read_cached(path, what="measuring the floor again")
     if out is None:

@@ -84,6 +84,17 @@ def dp_runs(cfg, epsilons, epochs: int, ks) -> dict:
                                            **methods.DP_SETTINGS) for eps in epsilons for k in ks}
 
 
+def dp_keys(epsilons) -> list[str]:
+    """The model keys of DP-LoRA at each budget of ``epsilons`` (``labels.dp_key``), in that order."""
+    return [dp_key(eps) for eps in epsilons]
+
+
+def with_base(trained: dict, ks) -> dict:
+    """``{("base", k): None}`` on every split of ``ks`` (the base model, the control: no run folder), then the runs
+    of ``trained``: what an audit of the trained runs and their control evaluates."""
+    return {**{("base", k): None for k in ks}, **trained}
+
+
 def ablation_grid(cfg, lams, lr_factors, rank_factors, hessian: dict) -> dict:
     """Notebook 05, split 0: ``{(family, value, 0): config}`` changing one setting of SMP-LoRA at a time (``lam``;
     ``lr`` and ``lora_rank`` as multiples of the profile's), plus the references ``("lora", None, 0)`` and

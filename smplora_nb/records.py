@@ -5,7 +5,7 @@ analyses. Nothing here trains or audits.
 """
 from __future__ import annotations
 
-from . import attack, claims, duplicates, evaluate, findings, pooled, powered, study, tinybase
+from . import attack, claims, duplicates, evaluate, findings, pooled, powered, sets, study, tinybase
 from .grids import split_index
 
 MAP_ATTACKS = attack.MAP_ATTACKS
@@ -31,9 +31,8 @@ def _sampling(bench, trained, evals_key) -> dict:
 def build_01(bench, disjoint: dict, quality: dict, split_check: dict, n_samples: int) -> dict:
     """Notebook 01: the split, its checks, the base model's samples and the model-free split check."""
     cfg, log = bench.cfg, tinybase.pretrain_log(bench.base)
-    counts = {name: len(s) for name, s in bench.splits.items()}
     out = {"profile": cfg.profile, "dataset": cfg.data.dataset, "split_seed": cfg.split.split_seed,
-           "private_classes": cfg.split.private_classes, "counts": counts, "n_items": len(bench.items),
+           "private_classes": cfg.split.private_classes, "counts": sets.counts(bench.splits), "n_items": len(bench.items),
            "n_distinct": len(duplicates.dedupe(bench.items)), "disjoint": disjoint["disjoint"], "base_model": str(bench.base),
            "pretrain_seconds": log["seconds"] if log else None, "n_samples": n_samples, **quality,
            "model_free_split_check": split_check}
@@ -70,10 +69,11 @@ def build_02(bench, evals: dict, logs: dict, trained: dict, mlp_epochs: int) -> 
     return out
 
 
-def build_03(bench, evals: dict, logs: dict, trained: dict, params: dict) -> dict:
-    """Notebook 03: LoRA, MP-LoRA and its stabilisers on split 0: audits, diagnostics, quality against LoRA."""
+def build_03(bench, evals: dict, logs: dict, trained: dict, **params) -> dict:
+    """Notebook 03: LoRA, MP-LoRA and its stabilisers on split 0: audits, diagnostics, quality against LoRA;
+    ``params`` (the notebook's ``grad_clip``, ``stabilisers``, ``hessian``) are recorded as they are."""
     summary = study.summaries(evals)
-    stats = {m: by[str(0)] for m, by in study.training_stats(logs).items()}
+    stats = study.split_stats(logs, 0)
     records, _ = pooled_records(evals, {m: [(m, 0)] for m in summary}, MAP_ATTACKS)
     sampling = _sampling(bench, trained, ("lora", 0))
     vs_lora = {m: study.compare_utility(evals, m, "lora", sampling=sampling) for m in summary if m != "lora"}
@@ -114,15 +114,16 @@ def build_04(bench, evals: dict, logs: dict, trained: dict, methods) -> dict:
     return out
 
 
-def build_05(bench, evals: dict, logs: dict, params: dict) -> dict:
-    """Notebook 05: the ablation tables (split 0), their paired comparison with LoRA, the Table 6 trend."""
+def build_05(bench, evals: dict, logs: dict, **grid) -> dict:
+    """Notebook 05: the ablation tables (split 0), their paired comparison with LoRA, the Table 6 trend; ``grid``
+    (the notebook's ``lam``, ``lr_factors``, ``rank_factors``) is recorded as it is."""
     tables, refs = study.ablation_tables(evals)
     d = powered.draws(evals)
     lora = powered.pool(evals, [("lora", None, 0)], findings.PAPER, d)
     vs_lora = {f"{k[0]} {k[1]:g}": powered.versus(powered.pool(evals, [k], findings.PAPER, d), lora)
                for k in evals if k[0] in ("lam", "lr", "rank")}
     out = {"profile": bench.cfg.profile, "split": 0, "seed": bench.cfg.train.seed,
-           "feature_extractor": bench.extractor.description, "grid": params, "ablations": tables, "references": refs,
+           "feature_extractor": bench.extractor.description, "grid": grid, "ablations": tables, "references": refs,
            "vs_lora": vs_lora, "train_seconds": {f"{k[0]} {k[1]}": log["seconds_this_session"] for k, log in logs.items()}}
     out["claims"] = findings.ablation_05(tables, vs_lora)
     return out
@@ -136,7 +137,7 @@ def build_06(bench, evals: dict, logs: dict, trained: dict, groups: dict, curve:
     strongest = powered.strongest(evals, groups["lora"], study.THRESHOLD_ATTACKS)
     snapshot_groups = {m: keys for m, keys in groups.items() if m in ("smp_lora", *dp_models)}
     frontier = {a: {u: powered.frontier(evals, curve, snapshot_groups, a, u, d) for u in ("heldout_loss", "fid")}
-                for a in dict.fromkeys((findings.PAPER, strongest))}
+                for a in attack.with_paper(strongest)}
     dp = {m: logs[groups[m][0]]["dp"] for m in dp_models}
     vs_dp = {m: {"auc_dev": powered.versus(objs["smp_lora"][strongest], objs[m][strongest]),
                  "heldout_loss": powered.utility_versus(evals, groups["smp_lora"], groups[m], "heldout_loss", d)}

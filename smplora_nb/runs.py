@@ -41,7 +41,7 @@ def run_folder(cfg, splits, base) -> Path:
 
 def run_key(cfg, splits, base) -> str:
     """Hash of everything that changes a run: training config, data config, base model, member images+captions."""
-    members = [(it.sha256, it.caption) for it in splits["member_aux"] + splits["member_te"]]
+    members = [(it.sha256, it.caption) for it in sets.members(splits)]
     train_cfg = {k: v for k, v in vars(cfg.train).items() if k not in NOT_IN_KEY}
     if cfg.train.method in ("lora", "dp_lora"):          # the proxy's settings cannot change these runs
         for name in PRIVATE_ONLY:

@@ -26,6 +26,16 @@ PRIVATE = ("member_aux", "member_te", "nonmember_aux", "nonmember_te")
 SETS = ("public",) + PRIVATE
 
 
+def members(splits: dict[str, list[Item]]) -> list[Item]:
+    """D_tr = member_aux + member_te: the images LoRA trains on, in that order."""
+    return splits["member_aux"] + splits["member_te"]
+
+
+def counts(splits: dict[str, list[Item]]) -> dict[str, int]:
+    """The number of images in each set."""
+    return {name: len(s) for name, s in splits.items()}
+
+
 def judge(items: list[Item], splits: dict[str, list[Item]]) -> list[Item]:
     """The judge set: every distinct image in none of the four private sets (the public split plus the private
     pool's unused images, so with ``private_classes`` it knows every class). The tiny quality features and the
@@ -173,7 +183,7 @@ def manifest(splits: dict[str, list[Item]], cfg=None, items: list[Item] | None =
     """JSON-ready record of a split: item ids and content hashes per set, counts, the config that made it, and
     (given the dataset's ``items``) the images dropped as duplicates or near-duplicates, with the reason."""
     out = {"sets": {name: [{"id": it.id, "sha256": it.sha256} for it in splits[name]] for name in splits},
-           "counts": {name: len(splits[name]) for name in splits}}
+           "counts": counts(splits)}
     if items is not None:
         out["dropped"] = dropped(items)
     if cfg is not None:

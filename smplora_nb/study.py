@@ -34,6 +34,21 @@ def groups(evals, models=None) -> dict:
     return {m: out[m] for m in (models or out) if m in out}
 
 
+def pick(records: dict, models, *path, split: int | None = None) -> dict:
+    """``{model: records[model][path...]}`` for the models of ``models`` that ``records`` has, in that order; with
+    ``split``, ``records[model, split][path...]`` (records keyed ``(model, k)``, as ``evals`` and training logs).
+    What a figure or a table of a few models reads, e.g. ``pick(evals, ["lora", "base"], "samples", split=0)``."""
+    out = {}
+    for m in models:
+        key = m if split is None else (m, split)
+        if key in records:
+            value = records[key]
+            for k in path:
+                value = value[k]
+            out[m] = value
+    return out
+
+
 def split_groups(models, ks) -> dict:
     """``{model: [(model, k), ...]}``: the same splits for each model."""
     return {m: [(m, k) for k in ks] for m in models}
@@ -63,6 +78,16 @@ def points(summary: dict, attack: str = PAPER_ATTACK) -> dict:
 def training_stats(logs: dict, models=None) -> dict:
     """``{model: {split: diagnostics.summarize_log}}`` from ``{(model, k): train_log}``."""
     return {m: {str(k[1]): diagnostics.summarize_log(logs[k]) for k in keys} for m, keys in groups(logs, models).items()}
+
+
+def split_stats(logs: dict, k: int = 0) -> dict:
+    """``{model: diagnostics.summarize_log}`` of every model's run on split ``k`` (``training_stats`` of one split)."""
+    return {m: by[str(k)] for m, by in training_stats(logs).items()}
+
+
+def split_curves(logs: dict, key: str = "l_ada") -> dict:
+    """``{"split k": log[key]}`` of one model's runs ``{(model, k): train_log}``: a training curve per split."""
+    return {f"split {k[-1]}": log[key] for k, log in logs.items()}
 
 
 def run_facts(logs: dict, model: str) -> dict:

@@ -51,10 +51,19 @@ def mean_sem(s: dict, c: str) -> str:
 
 
 def metric_table(rows: dict, columns=("asr", "auc", "auc_dev", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "fid",
-                                      "kid")) -> str:
-    """Markdown table ``{row key: {"mean": {...}, "sem": {...}}}``, rows shown by their labels; mean +- s.e."""
+                                      "kid"), extra: dict | None = None) -> str:
+    """Markdown table ``{row key: {"mean": {...}, "sem": {...}}}``, rows shown by their labels; mean +- s.e.
+    ``extra`` = ``{row key: {column: value}}`` adds columns beside the means (e.g. a run's training statistics)."""
+    rows = {k: {**s, "mean": {**s["mean"], **(extra or {}).get(k, {})}} for k, s in rows.items()}
     return markdown([{"": label(k), **{c: mean_sem(s, c) for c in columns}} for k, s in rows.items()],
                     ["", *columns], align={c: "r" for c in columns})
+
+
+def run_table(logs: dict) -> str:
+    """The training runs ``{(model, k): train_log}`` as a Markdown table: model, split, seconds this session,
+    epochs and steps."""
+    return markdown([{"model": label(key[0]), "split": key[-1], "seconds": round(log["seconds_this_session"]),
+                      "epochs": log["epochs"], "steps": log["steps"]} for key, log in logs.items()])
 
 
 def _measured(c: dict) -> str:

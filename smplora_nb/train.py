@@ -22,7 +22,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from . import batches, diagnostics, losses, lora, models
+from . import batches, diagnostics, losses, lora, models, sets
 from .state import State
 
 LOG_KEYS = ("loss", "l_ada", "gain", "grad_norm", "grad_scale", "grad_scale_ada", "grad_scale_privacy", "rescale",
@@ -65,7 +65,7 @@ def setup(cfg, splits, base, method) -> State:
         AcceleratorState._reset_state()              # runs of different precisions, one after another, in one process
     accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
     device, procs = accelerator.device, accelerator.num_processes
-    members = splits["member_aux"] + splits["member_te"]
+    members = sets.members(splits)
     bs = min(tc.batch_size, len(members))
     half = getattr(method, "half", 0)
     if procs > 1 and (bs % procs or half % procs):

@@ -15,7 +15,7 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import paths
+from . import paths, sets
 from .labels import label  # noqa: F401  (re-exported: viz.label)
 
 SET_COLORS = {"public": "#7f7f7f", "member_aux": "#d62728", "member_te": "#ff9896",
@@ -74,6 +74,11 @@ def image_grid(images, titles=None, ncols: int = 10, title: str | None = None, s
     return fig
 
 
+def items_grid(items, ncols: int = 10, title: str | None = None):
+    """``image_grid`` of dataset items, each titled by its caption."""
+    return image_grid([it.image for it in items], [it.caption for it in items], ncols=ncols, title=title)
+
+
 def split_grids(splits: dict, per_set: int = 10):
     """One row of example images per set (public, member_aux, member_te, nonmember_aux, nonmember_te)."""
     names = [s for s in splits if splits[s]]
@@ -129,7 +134,7 @@ def loss_curves(curves: dict, title: str = "", smooth: int = 20, xlabel: str = "
 def samples_grid(splits, rows: dict, title: str = ""):
     """The first member images over the samples generated from the same captions by each model of ``rows`` =
     ``{model: samples (n, H, W, 3)}``; row labels in the title."""
-    members = splits["member_aux"] + splits["member_te"]
+    members = sets.members(splits)
     n = min(len(v) for v in rows.values())
     grid = [it.image for it in members[:n]] + [img for v in rows.values() for img in v[:n]]
     return image_grid(grid, [it.caption for it in members[:n]] * (1 + len(rows)), ncols=n,
@@ -145,13 +150,14 @@ def learning_curve(history: dict, title: str):
 
 
 def loss_gap(groups: dict, title: str = "Mean adaptation loss on D_te"):
-    """Histograms of per-image mean loss, ``{panel: {"member_te": losses, "nonmember_te": losses}}``."""
+    """Histograms of per-image mean loss, ``{panel: {"member_te": losses, "nonmember_te": losses}}``; a panel is
+    titled by its label (``labels.label``: a model key shows as its words)."""
     fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), squeeze=False, sharex=True)
-    for ax, (panel, sets) in zip(axes[0], groups.items()):
-        bins = np.histogram_bin_edges(np.log10(np.concatenate([np.asarray(v) for v in sets.values()])), 30)
-        for name, vals in sets.items():
+    for ax, (panel, by_set) in zip(axes[0], groups.items()):
+        bins = np.histogram_bin_edges(np.log10(np.concatenate([np.asarray(v) for v in by_set.values()])), 30)
+        for name, vals in by_set.items():
             ax.hist(np.log10(vals), bins=bins, alpha=0.6, label=name, color=SET_COLORS.get(name))
-        ax.set_title(panel)
+        ax.set_title(label(panel))
         ax.set_xlabel("log10 mean loss (fixed timesteps and noise)")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

@@ -51,13 +51,15 @@ def _show(entries: dict, key, real_images, captions) -> None:
     display(table, *(as_image(f) for f in figs))                     # PNG whatever the matplotlib backend
 
 
-def explorer(entries: dict, real_images, captions, interactive: bool = True):
+def explorer(entries: dict, members, interactive: bool = True):
     """Results explorer: pick method, ``lam`` and member split -> metrics, ROC and sample grid (ipywidgets).
 
-    ``entries`` is ``{(method, lam, split): evaluation}``; ``lam`` is None for plain LoRA. In JupyterLab the dropdowns
+    ``entries`` is ``{(method, lam, split): evaluation}``; ``lam`` is None for plain LoRA; ``members`` are the items
+    the samples are shown against (``sets.members``: D_tr, whose captions generated them). In JupyterLab the dropdowns
     redraw the view (the widget box is returned, so the cell shows it once); with ``interactive=False`` (headless
     runs: papermill, CI) the first entry's view is displayed as static output instead (and None returned).
     """
+    real_images, captions = [it.image for it in members], [it.caption for it in members]
     if not interactive:
         return _show(entries, next(iter(entries)), real_images, captions)
     import ipywidgets as w                                  # ipywidgets: only for the interactive explorer

@@ -453,14 +453,14 @@ def test_record_builders_02_to_05_follow_the_schema(monkeypatch):
     assert m04["claims"][-1]["kind"] == "descriptive" and m04["smp_lora"]["epochs"] == {"0": 4, "1": 4}
     assert m04["smp_lora"]["diagnostics"]["1"]["grad_norm_cv"] > 0
     m03_evals = _map_evals(("lora", "mp_lora", "mp_lora_clip"), (0,))
-    m03 = records.build_03(bench, m03_evals, {k: _log() for k in m03_evals}, {}, {"stabilisers": ["clip"]})
+    m03 = records.build_03(bench, m03_evals, {k: _log() for k in m03_evals}, {}, stabilisers=["clip"])
     assert schema.check("03_mp_lora_instability", m03) is m03
     assert m03["claims"][0]["kind"] == "not testable"                       # one split of 58 + 50
     tc = bench.cfg.train
     grid = {("lam", tc.lam, 0): 0.6, ("lam", 0.1, 0): 0.8, ("lr", tc.lr, 0): 0.6, ("rank", 4, 0): 0.7,
             ("lora", None, 0): 0.95, ("mp_lora", None, 0): 0.55}
     m05_evals = {k: _eval({PAPER: v}, 10 * i, fid=1.0 + i) for i, (k, v) in enumerate(grid.items())}
-    m05 = records.build_05(bench, m05_evals, {k: _log() for k in grid}, {"lam": [tc.lam, 0.1]})
+    m05 = records.build_05(bench, m05_evals, {k: _log() for k in grid}, lam=[tc.lam, 0.1])
     assert schema.check("05_ablations", m05) is m05
     assert set(m05["vs_lora"]) == {f"lam {tc.lam:g}", "lam 0.1", f"lr {tc.lr:g}", "rank 4"}
     assert [c["kind"] for c in m05["claims"]] == ["descriptive", "descriptive", "claim"]

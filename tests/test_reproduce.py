@@ -281,6 +281,8 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
     draws the first view statically (metrics table, ROC, samples)."""
     import numpy as np
 
+    from smplora_nb.data import Item
+
     rng = np.random.default_rng(0)
     def entry():
         audit = {"loss_map_mlp": {"asr": 0.6, "auc": 0.6, "auc_dev": 0.2, "tpr_at_5pct_fpr": 0.1,
@@ -289,11 +291,11 @@ def test_results_explorer_widgets_and_static_fallback(capsys):
                 "samples": rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)}
     entries = {("lora", None, 1): entry(), ("smp_lora", 1.0, 1): entry(), ("smp_lora", 0.1, 1): entry(),
                ("smp_lora", 1.0, 2): entry()}
-    real = rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
-    assert widgets.explorer(entries, real, ["a", "b", "c"], interactive=False) is None
+    members = [Item(c, rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), c, c) for c in "abc"]
+    assert widgets.explorer(entries, members, interactive=False) is None
     shown = capsys.readouterr().out
     assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
-    box = widgets.explorer(entries, real, ["a", "b", "c"])
+    box = widgets.explorer(entries, members)
     method, lam, split = box.children[0].children
     assert method.options == (("LoRA", "lora"), ("SMP-LoRA", "smp_lora")) and split.options == (("1", 1),)
     assert lam.options == (("n/a", None),) and lam.disabled                # lam does not apply to plain LoRA
