@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from smplora_nb import attack, metrics, mlp, scores, sets
+from smplora_nb import attack, labels, metrics, mlp, scores, sets
 
 
 def _toy(n, member, gen, informative=2, k=4):
@@ -62,7 +62,7 @@ def test_one_registry_every_attack_fits_on_aux_and_has_a_label():
                                    "loss_at_t_ref", "pia", "pian", "secmi", "sima"}
     assert {a for a, x in attack.ATTACKS.items() if x.reference} == {"loss_map_mlp_ref", "loss_at_t_ref"}
     assert set(attack.MAP_ATTACKS) | set(scores.SCORES) == set(attack.ATTACKS)
-    assert len(set(attack.LABELS.values())) == len(attack.ATTACKS)
+    assert len(set(labels.ATTACKS.values())) == len(attack.ATTACKS) == len({a.label for a in attack.ATTACKS.values()})
     assert not hasattr(scores, "ATTACKS") and not hasattr(scores, "audit")   # no second registry, no second audit
 
 
@@ -200,3 +200,8 @@ def test_reference_attacks_read_the_base_model_with_the_adapters_switched_off(ti
     assert out["loss_at_t_ref"]["scores_member"] == [0.0] * 6            # the base against itself: no signal
     assert out["sima"]["chosen_on_aux"]["timestep"] in scores.CANDIDATES["sima"]
     assert out["sima"]["ci"]["tpr_at_1pct_fpr"] is None                  # 6 non-members: not measurable
+
+
+def test_the_frontier_reads_the_papers_attack_and_the_strongest_once_each():
+    assert attack.with_paper("sima") == (attack.PAPER_ATTACK, "sima")
+    assert attack.with_paper(attack.PAPER_ATTACK) == (attack.PAPER_ATTACK,)

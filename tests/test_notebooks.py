@@ -119,7 +119,7 @@ def check_03(m):
     for k in ("lora", "mp_lora", "mp_lora_clip", "mp_lora_normalize"):
         _check_method(m[k], [0])
         d = m[k]["diagnostics"]
-        assert d["steps"] == 2 * 2 and d["grad_norm_std"] >= 0                # 40 members / batch 32, 2 epochs
+        assert d["steps"] == 2 * 2 and d["grad_norm_std"] > 0                 # 40 members / batch 32, 2 epochs
         assert (d.get("hessian_mean") is not None) == (k == "mp_lora")      # the Hessian only where it is plotted
     assert m["mp_lora"]["diagnostics"]["grad_scale_privacy_std"] > 0 and m["mp_lora"]["diagnostics"]["proxy_acc_final"]
     assert "grad_scale_privacy_std" not in m["lora"]["diagnostics"]
@@ -196,7 +196,7 @@ def check_06(m):
         assert a.startswith("loss_map_mlp") or r["timestep"] in (1, 10, 50, 100, 200, 350, 400)
     assert m["dp"]["dp_lora_eps8"]["epsilon_spent"] <= 8.0 + 1e-6
     audit = m["dp_audit"]["dp_lora_eps8"]
-    assert 0 <= audit["epsilon_lower_bound"] <= audit["ceiling"] and audit["can_fail"] is False   # 40 + 40: it cannot
+    assert audit["epsilon_lower_bound"] <= audit["ceiling"] and audit["can_fail"] is False   # 40 + 40: it cannot
     assert m["checks"][0]["ok"] is True and "cannot fail" in m["checks"][0]["check"]
     for a, by_utility in m["frontier"].items():
         assert set(by_utility) == {"fid", "heldout_loss"}

@@ -120,8 +120,8 @@ def test_pins_inside_pyproject_ranges():
             assert ver(pins[name]) >= ver(m.group(2)), (name, pins[name], m.group(2))
 
 
-# Known bug (reported): data.load_hub tells users to `pip install 'smplora_nb[paper]'`, but pyproject.toml defines
-# no `paper` extra (only `dev`), so that command installs nothing extra and `datasets` stays missing.
+# Every extra the package tells users to install (data.load_hub: `pip install 'smplora_nb[paper]'`) is defined in
+# pyproject.toml, so that the command installs what it promises.
 def test_extras_named_in_source_exist():
     extras = set(_pyproject()["project"].get("optional-dependencies", {}))
     named = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smplora_nb import config, parallel, paths, report, runner, runs, widgets
+from smplora_nb import config, parallel, paths, report, runner, runs
 
 TOY = '''from smplora_nb import paths
 paths.write_metrics("01_toy", {"value": value, "claims": []})
@@ -276,36 +276,6 @@ def test_shards_over_a_shared_outputs_folder_then_one_call_assembles(tmp_path):
     assert (out / "05_ablations" / "metrics.json").exists() and (out / "REPORT.md").exists()
 
 
-def test_results_explorer_widgets_and_static_fallback(capsys):
-    """The explorer's dropdowns offer what exists for the chosen method and redraw without error; headless, it
-    draws the first view statically (metrics table, ROC, samples)."""
-    import numpy as np
-
-    from smplora_nb.data import Item
-
-    rng = np.random.default_rng(0)
-    def entry():
-        audit = {"loss_map_mlp": {"asr": 0.6, "auc": 0.6, "auc_dev": 0.2, "tpr_at_5pct_fpr": 0.1,
-                                  "scores_member": rng.random(20).tolist(), "scores_nonmember": rng.random(20).tolist()}}
-        return {"audit": audit, "quality": {"fid": 1.0, "kid": 0.1},
-                "samples": rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)}
-    entries = {("lora", None, 1): entry(), ("smp_lora", 1.0, 1): entry(), ("smp_lora", 0.1, 1): entry(),
-               ("smp_lora", 1.0, 2): entry()}
-    members = [Item(c, rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), c, c) for c in "abc"]
-    assert widgets.explorer(entries, members, interactive=False) is None
-    shown = capsys.readouterr().out
-    assert "Markdown object" in shown and shown.count("Image object") == 2    # table, then ROC and samples (PNG)
-    box = widgets.explorer(entries, members)
-    method, lam, split = box.children[0].children
-    assert method.options == (("LoRA", "lora"), ("SMP-LoRA", "smp_lora")) and split.options == (("1", 1),)
-    assert lam.options == (("n/a", None),) and lam.disabled                # lam does not apply to plain LoRA
-    method.value = "smp_lora"
-    assert lam.options == (("0.1", 0.1), ("1.0", 1.0)) and not lam.disabled and split.options == (("1", 1),)
-    lam.value = 1.0
-    assert split.options == (("1", 1), ("2", 2))
-    split.value = 2
-
-
 def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
     """REPORT.md prints the development / confirmation protocol and classifies its own runs; ``reproduce --dev``
     runs the development seeds into outputs/dev/ and refuses to be told other seeds."""
@@ -334,3 +304,16 @@ def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
     assert cli.main(["reproduce", "--dev", "--only", "02"]) == 0
     assert seen["params"] == profiles.DEV_SEEDS and __import__("os").environ["SMPLORA_OUTPUTS"] == str(tmp_path / "o" / "dev")
     assert cli.main(["reproduce", "--dev", "-p", "seed", "3"]) == 2                # the seeds are --dev's own
+
+
+def test_runner_folds_config_fields_into_overrides(monkeypatch):
+    """A split size given to every notebook reaches those without such a parameter through ``overrides``."""
+    seen = {}
+    monkeypatch.setattr(runner, "_execute", lambda nb, params, final, shard, progress: seen.setdefault(nb.stem, params)
+                        and False)
+    runner.run(only=["01", "02"], params={"member_aux": 30, "epochs": 3}, progress=False)
+    assert seen["01_data_splitting"]["member_aux"] == 30
+    assert seen["02_membership_inference_attack"]["overrides"] == {"member_aux": 30}
+    assert seen["02_membership_inference_attack"]["epochs"] == 3
+    with pytest.raises(ValueError, match="unknown notebook parameter"):
+        runner.run(only=["02"], params={"not_a_field": 1}, progress=False)

@@ -68,7 +68,7 @@ def test_03_solutions(tiny_setup, evals):
     cfg, _, splits, base = tiny_setup
     s = _solutions("03_mp_lora_instability")
     cv = s.exercise_1(config.replace(cfg, epochs=2), splits, base)
-    assert len(cv) == 2 and all(v is None or v >= 0 for v in cv.values())
+    assert len(cv) == 2 and all(v > 0 for v in cv.values())              # the gradient norm varies in every run
     grads = s.exercise_2()
     assert len(set(np.round(grads["mp_lora"], 6))) == 1 and grads["smp_lora"][0] > grads["smp_lora"][-1] > 0
     logs = {("lora", 0): {"steps": 3, "l_ada": [1.0, 0.9, 0.8], "grad_norm": [1.0, 1.1, 0.9]},
@@ -104,4 +104,4 @@ def test_06_solutions(tiny_setup, evals):
     sigma = s.exercise_2(cfg, epochs=(30, 90))                    # the accountant's search: seconds each
     assert sigma[30] < sigma[90]
     bound = s.exercise_3(evals, 0, "sima")
-    assert 0 <= bound["lora"] <= bound["perfect_attack"] < 5
+    assert bound["lora"] <= bound["perfect_attack"] and 0 < bound["perfect_attack"] < 5   # the sizes cap the proof

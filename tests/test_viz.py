@@ -32,6 +32,7 @@ def _frontier_record():
 
 FIGURES = {
     "image_grid": lambda: viz.image_grid(IMAGES, [str(k) for k in range(6)], ncols=3, title="toy"),
+    "items_grid": lambda: viz.items_grid(_splits()["member_aux"], ncols=3),
     "split_grids": lambda: viz.split_grids(_splits(), per_set=3),
     "split_counts": lambda: viz.split_counts({"public": 10, "member_aux": 3}),
     "loss_curves": lambda: viz.loss_curves({"lora": LOG["l_ada"]}, "toy"),
