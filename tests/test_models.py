@@ -218,3 +218,9 @@ def test_audits_judge_samples_drawn_at_the_runs_resolution(tiny_setup, tmp_path)
     out = evaluate.evaluate(_odd_base(folder, tmp_path), None, splits, _Sizes(), seed=0, attacks=("loss_at_t",),
                             n_boot=10, steps=2)
     assert out["quality"]["samples"] == out["quality"]["members"] == [cfg.data.resolution, cfg.data.resolution, 3]
+
+
+def test_encode_items_shapes(tiny_setup):
+    cfg, _, splits, base = tiny_setup
+    z0, cond = models.encode_items(models.load_pipeline(base).components, splits["member_aux"])
+    assert z0.shape == (6, 4, 8, 8) and cond.shape[0] == 6 and torch.isfinite(z0).all()
