@@ -110,3 +110,27 @@ def test_snapshots_for_the_early_stopping_frontier(tiny_setup):
         config.replace(scfg, snapshot_epochs=(3,))
     assert runs.run_key(scfg, splits, base) != runs.run_key(plain, splits, base)
     assert runs.run_key(plain, splits, base) == runs.run_key(config.replace(cfg, epochs=3), splits, base)
+
+
+def test_a_checkpoint_holds_one_file_per_part_of_the_state_and_reads_back_every_part(tiny_setup, monkeypatch,
+                                                                                    tmp_path):
+    """The loop's state and the method's (the proxy and its optimiser) are one dict of parts, saved and read in one
+    place (``checkpoints``), each part in its own file."""
+    from smplora_nb import checkpoints, config, methods
+    from smplora_nb import train as loop
+
+    cfg, _, splits, base = tiny_setup
+    cfg = config.replace(cfg, method="smp_lora", lam=0.5, proxy_batch_size=4, epochs=2, seed=21)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(cfg, splits, base, checkpoint_every=1, progress=False, interrupt_at_epoch=1)
+    ck = runs.run_folder(cfg, splits, base) / "checkpoint"
+    parts = ("lora", "optimizer", "rng", "proxy", "proxy_optimizer")
+    assert {p.name for p in ck.iterdir()} == {checkpoints.FILES[p] for p in parts} | {"state.json"}
+    method = methods.make(cfg.train)
+    s = loop.setup(cfg, splits, base, method)
+    assert set(checkpoints.parts(s, method)) == set(parts)
+    saved = checkpoints.read(ck, s, method)
+    assert saved["epoch"] == 1 and set(saved) == {"epoch", "log", *parts}
+    assert checkpoints.load(saved, s, method)[0] == 1
+    assert all(torch.equal(v, saved["lora"][k]) for k, v in lora.state_dict(s.unwrapped("unet")).items())
