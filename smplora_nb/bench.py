@@ -72,6 +72,10 @@ class Bench:
         """The training (and attack) seed of a run key: ``seed + k``."""
         return self.cfg.train.seed + split_index(key)
 
+    def seeds(self, ks) -> list[int]:
+        """The training seeds of member splits ``ks``."""
+        return [self.seed(k) for k in ks]
+
     def train(self, jobs: dict, **kw) -> dict:
         """``runs.train_many`` of ``{key: config}``, each run on its key's split."""
         return runs.train_many(jobs, {key: self.split(split_index(key)) for key in jobs}, self.base, **kw)
