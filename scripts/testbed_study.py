@@ -30,8 +30,9 @@ RULE = ("adopt the arm with the highest lower end of the paper's attack's pooled
         "quality (FID better than the base model's by more than the sampling floor on every split), (b) plain LoRA "
         "leaks to the paper's attack clearly (the lower end of its pooled AUC interval above 0.5) with an AUC in "
         "the paper's range (auc_dev >= 0.5, i.e. AUC >= 0.75; the paper's LoRA: auc_dev 0.73 to 0.94), and (c) the "
-        "demo budget: a training run costs at most 1.1 times the current default's (training and audits are the "
-        "demo's time, and the audits' sizes are the same for every arm); if none passes, keep the digits")
+        "demo budget: a training run costs at most 1.1 times the current default's, in rows trained (a step costs in "
+        "proportion to its rows; training and audits are the demo's time, and the audits' sizes are the same for "
+        "every arm); if none passes, keep the digits")
 
 
 def arm_config(arm: str):
@@ -47,7 +48,9 @@ def run_arm(arm: str, n_splits: int) -> dict:
     from smplora_nb import attack, grids, paths, powered, runs, study
     from smplora_nb.bench import Bench
 
-    os.environ[paths.ENV_VAR] = str(ROOT / "_".join(arm.split("/")[:2]))     # a dose arm shares its base model
+    name = "_".join(arm.split("/")[:2])                  # a dose arm shares its base model
+    os.environ[paths.ENV_VAR] = str(ROOT.parent if name == "digits_shared" else ROOT / name)   # today's default:
+    # the development series' own folder, whose base model and notebook-02 runs it reuses
     bench, ks = Bench(arm_config(arm)), grids.splits(n_splits)
     t0 = time.time()
     trained = bench.train(grids.method_runs(bench.cfg, ["lora"], ks, {}))
@@ -70,8 +73,9 @@ def run_arm(arm: str, n_splits: int) -> dict:
     logs = runs.logs(trained)
     paper, best = records["lora"][attack.PAPER_ATTACK], records["lora"][strongest]
     return {"arm": arm, "splits": ks, "epochs": bench.cfg.train.epochs,
-            "n_private_pool": len([it for name in ("member_aux", "member_te", "nonmember_aux", "nonmember_te")
-                                   for it in bench.split(0)[name]]),
+            "n_private_sets": sum(len(bench.split(0)[name]) for name in ("member_aux", "member_te", "nonmember_aux",
+                                                                          "nonmember_te")),
+            "n_members": len(bench.split(0)["member_aux"]) + len(bench.split(0)["member_te"]),
             "distinct_member_captions": len({it.caption for it in bench.split(0)["member_aux"] + bench.split(0)["member_te"]}),
             "heldout_gain": 1 - utility["lora"]["heldout_loss"] / utility["base"]["heldout_loss"],
             "heldout_gap_ci": gain["ci"], "fid_base": utility["base"]["fid"], "fid_lora": utility["lora"]["fid"],
@@ -91,7 +95,7 @@ def decide(rows: list[dict], reference: dict) -> str:
     def passes(r):
         buys = r["heldout_gap_ci"][0] > 0 and r["fid_better_every_split"]
         leaks = r["paper_ci"][0] > 0.5 and r["paper_auc"] >= 0.75
-        cost = r["train_seconds_per_run"] <= 1.1 * reference["train_seconds_per_run"]
+        cost = r["epochs"] * r["n_members"] <= 1.1 * reference["epochs"] * reference["n_members"]   # rows trained
         return buys and leaks and cost
     ok = [r for r in rows if passes(r)]
     return max(ok, key=lambda r: r["paper_ci"][0])["arm"] if ok else "digits/shared (none passes: keep the digits)"
