@@ -110,12 +110,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from smplora_nb import config, grids, paths
+    from smplora_nb import config, grids, paths, profiles
     from smplora_nb.bench import Bench
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault(paths.ENV_VAR, str(paths.outputs_root() / "dev"))
-    bench = Bench(config.make("tiny", **config.DEV_SEEDS))
+    bench = Bench(config.make("tiny", **profiles.DEV_SEEDS))
     run = bench.train(grids.method_runs(bench.cfg, ["lora"], [0], {}), progress=False)["lora", 0]
     results = {"import smplora_nb (a process)": import_seconds(args.repeats)}
     for name, fn in pieces(bench, run).items():

@@ -92,4 +92,6 @@ def test_the_series_runs_on_a_folder_of_unlabeled_images(tmp_path, _):
     assert set(lesson["gain"]) == {"private_domain", "in_distribution"} and "smp_lora" in lesson["frontier"]["points"]
     assert (paths.outputs_root() / "06_stronger_attacks_and_baselines" / "frontier_in_distribution.png").stat().st_size > 1000
     m1 = paths.read_metrics("01_data_splitting")
-    assert m1["counts"]["public"] == 300 - 48 and m1["disjoint"] is True
+    man = paths.read_json(paths.outputs_root() / "01_data_splitting" / "manifest.json")
+    assert m1["counts"]["public"] == 300 - 48 - len(man.get("dropped", [])) and m1["disjoint"] is True
+    assert len(man.get("dropped", [])) <= 3                              # random shapes: a rare near-twin, not many
