@@ -11,7 +11,7 @@ on every split, audited by every attack of the registry; the paper's attack and 
 plain LoRA's D_aux, pooled over the splits. For each arm: what fine-tuning buys (held-out loss gain with its paired
 interval, FID with its sampling floor, sample accuracy where labels exist), plain LoRA's leakage, and the measured
 time of its training and audits, from which the demo's time is estimated. Writes ``outputs/dev/testbeds/<arm>/``
-(each dataset and caption scheme its own outputs root) and ``outputs/dev/testbed_study.json``, and prints the table and the rule's
+(each dataset and caption scheme its own outputs root) and ``outputs/dev/testbed_study.json`` (arms not rerun keep their earlier rows), and prints the table and the rule's
 decision (``RULE``, fixed before any arm was run).
 """
 from __future__ import annotations
@@ -85,6 +85,7 @@ def run_arm(arm: str, n_splits: int) -> dict:
             "sample_accuracy_lora": utility["lora"].get("sample_accuracy"),
             "paper_auc": paper["auc"], "paper_ci": paper["ci"]["auc"], "strongest": strongest,
             "strongest_auc": best["auc"], "strongest_ci": best["ci"]["auc"],
+            "lora_auc": {a: [r["auc"], *r["ci"]["auc"]] for a, r in records["lora"].items()},   # every attack, pooled
             "base_verdicts": {a: r["verdict"] for a, r in records["base"].items()},
             "train_seconds_per_run": sum(log["seconds_this_session"] for log in logs.values()) / len(logs),
             "wall_train": t1 - t0, "wall_audit": t2 - t1}
@@ -101,6 +102,25 @@ def decide(rows: list[dict], reference: dict) -> str:
     return max(ok, key=lambda r: r["paper_ci"][0])["arm"] if ok else "digits/shared (none passes: keep the digits)"
 
 
+def table(rows: list[dict]) -> str:
+    """The study as a Markdown table (benchmarks/RESULTS.md)."""
+    def ci(v):
+        return f"[{v[0]:.3f}, {v[1]:.3f}]"
+    head = ("| arm | distinct member captions | held-out gain (interval of base - LoRA) | FID base -> LoRA (floor; "
+            "better every split) | sample accuracy base -> LoRA | paper's attack AUC [95%] | strongest (D_aux) AUC "
+            "[95%] | s per LoRA run |\n|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        acc = ("n/a" if r["sample_accuracy_lora"] is None else
+               f"{r['sample_accuracy_base']:.2f} -> {r['sample_accuracy_lora']:.2f}")
+        lines.append(f"| {r['arm']} | {r['distinct_member_captions']} | {r['heldout_gain']:+.1%} {ci(r['heldout_gap_ci'])}"
+                     f" | {r['fid_base']:.2f} -> {r['fid_lora']:.2f} ({r['fid_floor']:.3f}; "
+                     f"{'yes' if r['fid_better_every_split'] else 'no'}) | {acc} | {r['paper_auc']:.3f} "
+                     f"{ci(r['paper_ci'])} | {r['strongest']} {r['strongest_auc']:.3f} {ci(r['strongest_ci'])} | "
+                     f"{r['train_seconds_per_run']:.0f} |")
+    return "\n".join(lines)
+
+
 ROOT = Path()
 
 
@@ -114,7 +134,8 @@ def main(argv=None) -> int:
 
     global ROOT
     ROOT = paths.outputs_root() / "dev" / "testbeds"
-    rows = []
+    earlier = paths.read_json(ROOT.parent / "testbed_study.json") if (ROOT.parent / "testbed_study.json").exists() else {}
+    rows = [r for r in earlier.get("rows", []) if r["arm"] not in args.arms]   # arms not rerun keep their rows
     for arm in args.arms:
         print(f"[testbed study] {arm}", flush=True)
         rows.append(run_arm(arm, args.splits))
@@ -122,6 +143,7 @@ def main(argv=None) -> int:
     reference = next((r for r in rows if r["arm"] == "digits/shared"), rows[0])
     out = {"rule": RULE, "rows": rows, "decision": decide(rows, reference)}
     paths.write_json(ROOT.parent / "testbed_study.json", out)
+    print(table(rows))
     print(f"[testbed study] decision: {out['decision']}")
     return 0
 
