@@ -140,6 +140,8 @@ def main(argv=None) -> int:
         print(f"[testbed study] {arm}", flush=True)
         rows.append(run_arm(arm, args.splits))
         print(json.dumps(rows[-1], default=str), flush=True)
+    order = ap.get_default("arms")
+    rows.sort(key=lambda r: order.index(r["arm"]) if r["arm"] in order else len(order))
     reference = next((r for r in rows if r["arm"] == "digits/shared"), rows[0])
     out = {"rule": RULE, "rows": rows, "decision": decide(rows, reference)}
     paths.write_json(ROOT.parent / "testbed_study.json", out)

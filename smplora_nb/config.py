@@ -189,7 +189,8 @@ def _note_once(dataset: str, chosen: dict) -> None:
         _NOTED.add(dataset)
         words = {"public": "public = all images the private sets leave (-1)",
                  "private_classes": f"private classes {chosen.get('private_classes')!r}"
-                 if chosen.get("private_classes") else "one pool, no private domain (private_classes '')"}
+                 if chosen.get("private_classes") else "one pool, no private domain (private_classes '')",
+                 "captions": "its own captions (captions 'shared')"}
         print(f"tiny profile on {dataset}: " + "; ".join(words[k] for k in chosen)
               + " (the digits defaults 900 and '5-9' apply to digits; pass -p public N to choose)")
 

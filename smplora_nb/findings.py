@@ -18,9 +18,12 @@ from .attack import PAPER_ATTACK as PAPER, STRONGEST_MAP_ATTACK
 from .claims import claim
 from .labels import label
 
-# Development values of notebook 02 (3 member splits, pooled AUC, its 95% interval's half-width as the noise):
-# loss_map_mlp 0.75 (+-0.05), loss_map_mlp_ref 0.81 (+-0.05); targets two noise widths below, rounded down
-LEAKS_AT_LEAST = {PAPER: 0.65, STRONGEST_MAP_ATTACK: 0.70}
+# Development values of notebook 02's design (the testbed study's digits/descriptive arm: 3 member splits, pooled
+# AUC [95% interval]): loss_map_mlp 0.889 [0.864, 0.914], loss_at_t 0.941 [0.924, 0.957]. A confirmatory estimate
+# differs from the development one by sqrt(2) standard errors (se = interval width / 3.92); each target lies
+# 1.645 * sqrt(2) * se below the development value, rounded down to 0.01: with nothing changed, a claim holds with
+# probability at least 95%.
+LEAKS_AT_LEAST = {PAPER: 0.85, STRONGEST_MAP_ATTACK: 0.92}
 
 
 def _ratio(a, b):

@@ -34,8 +34,14 @@ def test_default_digits_unchanged_bit_for_bit(resolution, digest):
     assert hashlib.sha256(repr([(it.sha256, it.caption, it.label) for it in items]).encode()).hexdigest() == digest
 
 
-def test_default_config_is_shared():
-    assert config.make("tiny").data.captions == "shared" == config.DataConfig().captions
+def test_the_tiny_default_is_descriptive_and_a_folder_keeps_its_own_captions():
+    """The tiny profile's digits carry descriptive captions (the testbed study, issue 28); the dataclass default and
+    a folder or hub dataset keep the shared ones (a folder brings its own captions); the digits' shared captions stay
+    one parameter away."""
+    assert config.make("tiny").data.captions == "descriptive" and config.DataConfig().captions == "shared"
+    assert config.make("tiny", dataset="folder:/some/where").data.captions == "shared"
+    assert config.make("tiny", captions="shared").data.captions == "shared"
+    assert config.make("paper").data.captions == "shared"
 
 
 def test_run_key_leaves_out_the_default_scheme(monkeypatch, shared):
@@ -43,7 +49,7 @@ def test_run_key_leaves_out_the_default_scheme(monkeypatch, shared):
     seen = []
     monkeypatch.setattr(runs.paths, "config_hash", lambda obj, n=12: seen.append(obj) or "key")
     splits = {"member_aux": shared[:2], "member_te": shared[2:4]}
-    runs.run_key(config.make("tiny"), splits, "base")
+    runs.run_key(config.make("tiny", captions="shared"), splits, "base")
     runs.run_key(config.make("tiny", captions="descriptive"), splits, "base")
     assert set(seen[0]["data"]) == {"dataset", "resolution", "caption_prefix"}
     assert seen[1]["data"]["captions"] == "descriptive"

@@ -29,7 +29,8 @@ def test_attack_02_lora_leaks_and_the_base_model_is_the_control():
     out, checks = findings.attack_02(good, ref)
     assert [c["holds"] for c in out] == [True, True, True] and [c["kind"] for c in out] == ["claim"] * 3
     assert checks[0]["ok"] and checks[0]["value"] == "none"
-    weak = {PAPER: 0.55, STRONG: 0.6, "loss_map_mlp_paper": 0.5, "loss_at_t": 0.95, "loss_at_t_ref": 0.6}
+    weak = {PAPER: 0.55, "loss_map_mlp_paper": 0.5, "loss_map_mlp_ref": 0.6, "loss_at_t": 0.8, "loss_at_t_ref": 0.5}
+    assert STRONG in weak and weak[STRONG] < findings.LEAKS_AT_LEAST[STRONG]   # detected, below its target
     bad, objs, _ = pooled_design({"lora": (weak, 1.0), "base": (0.95, 2.0)}, (0,), SMALL, attacks=tuple(weak))
     ref = powered.versus(objs["lora"]["loss_at_t"], objs["lora"]["loss_at_t_ref"])   # the reference clearly weaker
     out, checks = findings.attack_02(bad, ref)
