@@ -123,9 +123,18 @@ def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
         yield torch.randint(0, n, (min(batch, n),), generator=gen)
 
 
-def pretrain_vae(vae, x: torch.Tensor, mcfg, gen: torch.Generator, kl_weight: float = 1e-4) -> list[float]:
+SPIKE_WINDOW, SPIKE_FACTOR = 10, 2.0   # the VAE's divergence guard: mean loss of the last 10 steps over the best
+
+
+def pretrain_vae(vae, x: torch.Tensor, mcfg, gen: torch.Generator,
+                 kl_weight: float = 1e-4) -> tuple[list[float], dict]:
+    """Reconstruction + KL pretraining at a constant learning rate, with a divergence guard: the VAE is kept at
+    the end of its best window of ``SPIKE_WINDOW`` steps, but only when the last window's mean loss is more than
+    ``SPIKE_FACTOR`` times that best (a late spike, e.g. 0.004 -> 0.40 -> 0.14 on one seed). A run without a spike
+    ends exactly as without the guard. Returns the losses and ``{"vae_kept_step", "vae_loss_kept"}`` (empty when
+    the last step is kept)."""
     opt = torch.optim.AdamW(vae.parameters(), lr=mcfg.pretrain_lr)
-    losses = []
+    losses, best, best_state, best_step = [], float("inf"), None, 0
     vae.train()
     for idx in tqdm(_batches(len(x), mcfg.pretrain_batch_size, mcfg.vae_steps, gen), total=mcfg.vae_steps,
                     desc="pretrain VAE"):
@@ -136,8 +145,16 @@ def pretrain_vae(vae, x: torch.Tensor, mcfg, gen: torch.Generator, kl_weight: fl
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if len(losses) >= SPIKE_WINDOW and np.mean(losses[-SPIKE_WINDOW:]) < best:
+            best, best_step = float(np.mean(losses[-SPIKE_WINDOW:])), len(losses)
+            best_state = {k: v.detach().clone() for k, v in vae.state_dict().items()}
     vae.eval()
-    return losses
+    if best_state is not None and np.mean(losses[-SPIKE_WINDOW:]) > SPIKE_FACTOR * best:
+        vae.load_state_dict(best_state)
+        print(f"[smplora_nb] VAE pretraining diverged late (mean loss of the last {SPIKE_WINDOW} steps "
+              f"{np.mean(losses[-SPIKE_WINDOW:]):.4f}, best {best:.4f}): the VAE of step {best_step} is kept", flush=True)
+        return losses, {"vae_kept_step": best_step, "vae_loss_kept": best}
+    return losses, {}
 
 
 def pretrain_unet(unet, scheduler, latents: torch.Tensor, cond: torch.Tensor, empty: torch.Tensor, mcfg,
@@ -179,7 +196,7 @@ def pretrain_tiny(public: list[data.Item], words: list[str], mcfg, resolution: i
     gen = torch.Generator().manual_seed(seed)
     parts = build_tiny(words, mcfg, resolution, out_dir, seed)
     x = to_tensor([it.image for it in public])                           # (N, 3, H, W)
-    vae_losses = pretrain_vae(parts["vae"], x, mcfg, gen)
+    vae_losses, kept = pretrain_vae(parts["vae"], x, mcfg, gen)
     with torch.no_grad():
         post = parts["vae"].encode(x).latent_dist
         scale = float(1.0 / post.mean.std())
@@ -192,7 +209,7 @@ def pretrain_tiny(public: list[data.Item], words: list[str], mcfg, resolution: i
     log = {"seconds": time.time() - start, "n_public": len(public), "scaling_factor": scale,
            "vae_loss_final": float(np.mean(vae_losses[-20:])) if vae_losses else None,
            "unet_loss_final": float(np.mean(unet_losses[-50:])) if unet_losses else None,
-           "vae_losses": vae_losses, "unet_losses": unet_losses}
+           "vae_losses": vae_losses, "unet_losses": unet_losses, **kept}
     paths.write_json(out_dir / "pretrain_log.json", log)
     return log
 
