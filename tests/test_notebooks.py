@@ -77,6 +77,7 @@ def _check_claims(m, n):
     for c in m["claims"]:
         assert c["kind"] in ("claim", "descriptive", "not testable")
         assert isinstance(c["holds"], bool) if c["kind"] == "claim" else c["holds"] is None
+        assert c["kind"] == "descriptive" or c.get("power"), c["claim"]   # a verdict says what it could detect
 
 
 def check_02(m):
