@@ -86,8 +86,8 @@ class Bench:
 
     def evaluate(self, audited: dict, **kw) -> dict:
         """``evaluate.evaluate_many`` of ``{key: run folder or None (the base model)}``, each on its key's split,
-        with the attack seed of its split and the profile's sampling settings."""
+        with the attack seed of its split and the profile's sampling and bootstrap settings."""
         mc = self.cfg.model
-        kw = {"steps": mc.sample_steps, "guidance_scale": mc.guidance_scale, **kw}
+        kw = {"steps": mc.sample_steps, "guidance_scale": mc.guidance_scale, "n_boot": mc.audit_boot, **kw}
         return evaluate.evaluate_many(self.base, audited, {key: self.split(split_index(key)) for key in audited},
                                       self.extractor, {key: self.seed(key) for key in audited}, **kw)

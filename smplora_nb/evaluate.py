@@ -15,11 +15,11 @@ from __future__ import annotations
 import io
 import numpy as np
 
-from . import attack, models, parallel, paths, quality, sets
+from . import attack, config, models, parallel, paths, quality, sets
 
 EVAL_VERSION = 3                       # bump when the audit's computation changes (cache key)
 N_SAMPLES = 12                         # generated images kept for sample grids
-N_BOOT = 500                           # percentile-bootstrap resamples per interval (500: half the time of 1000)
+N_BOOT = config.ModelConfig.audit_boot  # percentile-bootstrap resamples per interval (a config field: tests use fewer)
 
 
 def _key(splits, extractor, steps, guidance_scale) -> str:

@@ -34,7 +34,8 @@ TINY_VERSION = 3                      # bump when the tiny architecture or pretr
 MAX_TOKENS = 32                       # tiny tokenizer/text-encoder context (SD v1.5: 77)
 
 
-NOT_TINY_FIELDS = SAMPLING_FIELDS + ("base_config", "quality_features")   # model fields a tiny base does not depend on
+# model fields a tiny base does not depend on
+NOT_TINY_FIELDS = SAMPLING_FIELDS + ("base_config", "quality_features", "audit_boot")
 
 
 def _bpe(tokens: list[str], ranks: dict) -> list[str]:
@@ -68,9 +69,21 @@ def build_tokenizer(words: list[str], folder: Path):
     return CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_TOKENS)
 
 
+def build_unet(mcfg, resolution: int):
+    """The tiny U-Net, untrained (its weights drawn from torch's global generator)."""
+    from diffusers import UNet2DConditionModel  # diffusers: slow to import
+
+    nu, nv = len(mcfg.unet_channels), len(mcfg.vae_channels)
+    return UNet2DConditionModel(
+        sample_size=resolution // 2 ** (nv - 1), in_channels=4, out_channels=4,
+        block_out_channels=mcfg.unet_channels, layers_per_block=1, norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D",) * nu, up_block_types=("CrossAttnUpBlock2D",) * nu,
+        cross_attention_dim=mcfg.text_dim, attention_head_dim=4)   # cross-attention at every resolution
+
+
 def build_tiny(words: list[str], mcfg, resolution: int, workdir: Path, seed: int = 0) -> dict:
     """Untrained tiny SD components (a dict of the pipeline's parts)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # diffusers, transformers: slow to import
+    from diffusers import AutoencoderKL, DDPMScheduler  # diffusers, transformers: slow to import
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
@@ -85,12 +98,7 @@ def build_tiny(words: list[str], mcfg, resolution: int, workdir: Path, seed: int
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=mcfg.vae_channels,
         down_block_types=("DownEncoderBlock2D",) * nv, up_block_types=("UpDecoderBlock2D",) * nv,
         layers_per_block=1, norm_num_groups=8, sample_size=resolution)
-    nu = len(mcfg.unet_channels)
-    unet = UNet2DConditionModel(
-        sample_size=resolution // 2 ** (nv - 1), in_channels=4, out_channels=4,
-        block_out_channels=mcfg.unet_channels, layers_per_block=1, norm_num_groups=8,
-        down_block_types=("CrossAttnDownBlock2D",) * nu, up_block_types=("CrossAttnUpBlock2D",) * nu,
-        cross_attention_dim=mcfg.text_dim, attention_head_dim=4)   # cross-attention at every resolution
+    unet = build_unet(mcfg, resolution)
     scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         clip_sample=False, steps_offset=1, prediction_type="epsilon")

@@ -18,9 +18,9 @@ torch.set_num_threads(1)
 
 # The longest tests (measured; `make test` prints the slowest). They start first, so that the
 # two workers finish together instead of one waiting on a long test picked up last.
-LONGEST = {"test_killed_sweep": 240, "test_the_series_runs_on_a_folder": 225,       # seconds, fresh-clone CI,
+LONGEST = {"test_sharded_and_killed_sweeps": 300, "test_the_series_runs_on_a_folder": 225,       # seconds, fresh-clone CI,
            "test_notebooks_02_to_06_run_on_the_paper_profile": 200,                # 2 workers (2026-12-02)
-           "test_notebook_runs_with_papermill[06": 170, "test_shards_over": 135,
+           "test_notebook_runs_with_papermill[06": 170,
            "test_notebook_runs_with_papermill[04": 110, "test_notebook_runs_with_papermill[05": 80,
            "test_notebook_runs_with_papermill[03": 67, "test_notebook_runs_with_papermill[02": 60,
            "test_evaluate_many_side_by_side": 41, "test_accelerate_launch_two_processes": 31,
@@ -47,6 +47,13 @@ def _isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")                   # notebook kernels and workers: one thread too
     return out
+
+
+@pytest.fixture(scope="session")
+def series_outputs(tmp_path_factory):
+    """The one outputs folder of the papermill notebook tests (``xdist_group("notebooks")``: one worker), shared
+    as ``make demo`` shares its own: runs, audits, the base model and the quality features are made once."""
+    return tmp_path_factory.mktemp("series_outputs")
 
 
 @pytest.fixture(scope="session")

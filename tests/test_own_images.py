@@ -34,7 +34,7 @@ def shapes_folder(root, n=300, size=20, seed=0):
 
 
 SMALL = {"member_aux": 12, "member_te": 12, "nonmember_aux": 12, "nonmember_te": 12, "vae_steps": 10, "sample_steps": 2,
-         "unet_channels": [16, 32],
+         "unet_channels": [16, 32], "audit_boot": 50,
          "pretrain_steps": 10}
 FEW = {"epochs": 1, "mlp_epochs": 2, "overrides": SMALL}
 PARAMS = {  # the test sizes: every section runs, nothing more

@@ -173,19 +173,19 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
 
 SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "16", "-p", "member_te", "16",
          "-p", "nonmember_aux", "16", "-p", "nonmember_te", "16", "-p", "sample_steps", "2", "-p", "unet_channels", "[16, 32]", "-p", "epochs", "8",
-         "-p", "mlp_epochs", "3",
+         "-p", "mlp_epochs", "3", "-p", "audit_boot", "50",
          "-p", "hessian_every", "0", "-p", "lams", "[1.0, 0.1]", "-p", "lr_factors", "[1.0]",
          "-p", "rank_factors", "[1.0]", "-p", "n_splits", "1"]
 
 
-def _reproduce(out: Path, extra=(), sweep=SWEEP):
+def _reproduce(out: Path, extra=()):
     """Start `reproduce --only 05` on ``out`` (its output goes to ``out``/../<name>.log, read by ``_finish``)."""
     env = {**os.environ, "SMPLORA_OUTPUTS": str(out), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
            "SMPLORA_WORKERS": "2"}                                      # training workers, killed with the rest
     path = out.parent / f"{out.name}.log"
     with open(path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "smplora_nb", "reproduce", "--only", "05", "--no-progress",
-                                 *sweep, *extra], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 *SWEEP, *extra], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     proc.log = path
     return proc
@@ -224,12 +224,29 @@ def _kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
-def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path):
-    """Kill `reproduce` (runner, notebook kernel and training workers at once) once a run has a mid-run
-    checkpoint; the rerun finishes with the metrics of an uninterrupted sweep, finished runs are not retrained and
-    interrupted ones continue from their checkpoint."""
-    ref = _reproduce(tmp_path / "ref")
-    _finish(ref)
+def _sharded(out: Path) -> dict:
+    """Two `--shard` calls train disjoint halves of notebook 05's runs into one outputs folder; the final call
+    trains nothing more (every run is cached), finishes the notebook and writes the report. Returns its metrics."""
+    logs = {}
+    for shard in ("1/2", "2/2"):
+        _finish(_reproduce(out, extra=["--shard", shard]))
+        assert not (out / "05_ablations" / "metrics.json").exists()       # a shard stops after training
+        assert not list(out.glob(".*.staging")) and not (out / "05_ablations.failed").exists()
+        logs[shard] = {p.parent.name for p in (out / "cache" / "runs").glob("*/train_log.json")}
+    assert logs["1/2"] and logs["1/2"] < logs["2/2"]                     # the second shard added its own runs
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
+    _finish(_reproduce(out))
+    assert {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")} == mtimes
+    assert (out / "REPORT.md").exists()
+    return paths.read_json(out / "05_ablations" / "metrics.json")
+
+
+def test_sharded_and_killed_sweeps_end_as_one_uninterrupted_sweep(tmp_path):
+    """The same sweep twice: once in two shards over a shared outputs folder, then assembled by a third call; once
+    killed (runner, notebook kernel and training workers at once) when a run has a mid-run checkpoint, then called
+    again. The killed sweep's rerun does not redo finished runs, continues interrupted ones from their checkpoint,
+    and ends with the sharded sweep's metrics, number for number."""
+    want = _sharded(tmp_path / "sharded")
     out = tmp_path / "killed"
     proc = _reproduce(out)
     runs = out / "cache" / "runs"
@@ -243,37 +260,15 @@ def test_killed_sweep_resumes_to_identical_results_without_redoing_work(tmp_path
     checkpoints = {p.parent.parent.name: json.loads(p.read_text())["epoch"]
                    for p in runs.glob("*/checkpoint/state.json")}
     assert not (out / "05_ablations" / "metrics.json").exists() and set(checkpoints) - set(finished)
-    again = _reproduce(out)
-    _finish(again)
+    _finish(_reproduce(out))
     for name, mtime in finished.items():                                 # finished before the kill: not redone
         assert (runs / name / "train_log.json").stat().st_mtime_ns == mtime
     for name, epoch in checkpoints.items():
         if name not in finished:                                         # interrupted: resumed, not restarted
             assert json.loads((runs / name / "train_log.json").read_text())["resumed_from_epoch"] == epoch
     got = paths.read_json(out / "05_ablations" / "metrics.json")
-    want = paths.read_json(tmp_path / "ref" / "05_ablations" / "metrics.json")
     assert got["ablations"] == want["ablations"] and got["references"] == want["references"]
     assert (out / "REPORT.md").exists()
-
-
-def test_shards_over_a_shared_outputs_folder_then_one_call_assembles(tmp_path):
-    """Two `--shard` calls train disjoint halves of notebook 05's runs into one outputs folder; the final call
-    trains nothing more (every run is cached), finishes the notebook and writes the report."""
-    out = tmp_path / "shared"
-    sweep = [a if a != "8" else "2" for a in SWEEP]                      # 2 epochs: the split is what is tested
-    logs = {}
-    for shard in ("1/2", "2/2"):
-        proc = _reproduce(out, extra=["--shard", shard], sweep=sweep)
-        _finish(proc)
-        assert not (out / "05_ablations" / "metrics.json").exists()       # a shard stops after training
-        assert not list(out.glob(".*.staging")) and not (out / "05_ablations.failed").exists()
-        logs[shard] = {p.parent.name for p in (out / "cache" / "runs").glob("*/train_log.json")}
-    assert logs["1/2"] and logs["1/2"] < logs["2/2"]                     # the second shard added its own runs
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
-    final = _reproduce(out, sweep=sweep)
-    _finish(final)
-    assert {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")} == mtimes
-    assert (out / "05_ablations" / "metrics.json").exists() and (out / "REPORT.md").exists()
 
 
 def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
