@@ -38,6 +38,7 @@ floor); notebooks import them by name, e.g. ``from smplora_nb import config, set
     findings each notebook's claims, computed from its records; records: one record builder per notebook
     schema   what each notebook's metrics.json holds, checked on write and on read
     parallel independent jobs side by side on CPU, sweeps split in shards
+    speed    this machine in one number (a tiny U-Net step) and the notebooks' expected minutes
     viz      figures of data and training, save/show; viz_privacy: ROC, attack matrix, frontier, privacy-utility
     tables   the one Markdown writer and every table; widgets: the results explorer
     runner   papermill execution of the notebook series (``python -m smplora_nb notebooks``); report: REPORT.md;

@@ -10,6 +10,7 @@ into ``outputs/powered/``.
 ``python -m smplora_nb train [--profile paper] [-p method smp_lora ...]`` trains one run into the run cache, where
 the notebooks find it. Under ``accelerate launch --multi_gpu --num_processes N -m smplora_nb train ...`` the run is
 data-parallel over N processes (GPUs, or CPU processes over gloo on a machine without GPU).
+``python -m smplora_nb speed`` measures this machine (a few seconds) and prints each notebook's expected minutes.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sys
 
 import torch
 
-from . import config, models, paths, profiles, runner, runs, sets
+from . import config, models, paths, profiles, runner, runs, sets, speed
 
 
 def _common(p) -> None:
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--powered", action="store_true",
                      help="the powered audit: notebooks 01 and 06 over profiles.POWERED's member splits into "
                           "outputs/powered/ (the README's headline verdicts)")
+    sub.add_parser("speed", help="this machine's calibration and each notebook's expected minutes (tiny profile)")
     tr = sub.add_parser("train", help="train one run into the run cache (works under accelerate launch)")
     tr.add_argument("--profile", default="tiny", help="config profile: tiny, paper or colab")
     tr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -58,10 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    params = {name: runner.parse_value(value) for name, value in args.parameter}
+    params = {name: runner.parse_value(value) for name, value in getattr(args, "parameter", [])}
     try:
         if args.command == "train":
             return _train(args.profile, params)
+        if args.command == "speed":
+            print(speed.report())
+            return 0
         if args.command == "notebooks":
             runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress)
             return 0
