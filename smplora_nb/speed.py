@@ -45,8 +45,9 @@ def calibrate(again: bool = False) -> float:
     if _measured is None or again:
         unet, threads = _unet(), torch.get_num_threads()
         gen = torch.Generator().manual_seed(0)
-        z, c = torch.randn(BATCH, 4, 8, 8, generator=gen), torch.randn(BATCH, 32, unet.config.cross_attention_dim,
-                                                                        generator=gen)
+        side, tokens = unet.config.sample_size, tinybase.MAX_TOKENS
+        z = torch.randn(BATCH, unet.config.in_channels, side, side, generator=gen)
+        c = torch.randn(BATCH, tokens, unet.config.cross_attention_dim, generator=gen)
         t = torch.randint(0, 1000, (BATCH,), generator=gen)
         torch.set_num_threads(1)
         try:
