@@ -40,9 +40,10 @@ book: $(STAMP)
 book-check: $(STAMP) chromium
 	$(BIN)/python scripts/book_check.py outputs/book
 
-## make readme-figure: docs/result.png, the README's figure, from the last `make demo` (notebook 06's attack matrix).
+## make readme-figure: docs/result.png, the README's figure: notebook 06's attack matrix from the powered audit
+## (`python -m smplora_nb reproduce --powered`, outputs/powered/), where the README's headline verdicts come from.
 readme-figure: $(STAMP)
-	$(BIN)/python -m smplora_nb.book --readme-figure
+	$(BIN)/python -m smplora_nb.book --readme-figure --outputs outputs/powered
 
 ## Debian's Chromium and its driver for the browser checks, installed with apt-get when missing (as root; elsewhere
 ## the book's browser test skips, saying why).

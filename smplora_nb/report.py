@@ -118,7 +118,7 @@ def seeds(found: dict) -> list[str]:
     split = found.get("01_data_splitting", {}).get("metrics", {}).get("split_seed")
     train = next((found[s]["metrics"].get("seeds") for s in ("02_membership_inference_attack",
                                                                "06_stronger_attacks_and_baselines") if s in found), None)
-    train = list(train.values()) if isinstance(train, dict) else train
+    train = [train[k] for k in sorted(train, key=int)] if isinstance(train, dict) else train   # split 10 after 9
     kind = "other seeds"
     for name, ref in (("confirmatory", CONFIRM_SEEDS), ("development", DEV_SEEDS)):
         if split == ref["split_seed"] and train and train[0] == ref["seed"]:

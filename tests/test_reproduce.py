@@ -289,6 +289,8 @@ def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
     c = profiles.CONFIRM_SEEDS
     assert "**confirmatory**" in write(c["split_seed"], [c["seed"], c["seed"] + 1])
     assert "**development**" in write(1337, [1337, 1338]) and "**other seeds**" in write(c["split_seed"], [5])
+    twelve = [c["seed"] + k for k in range(12)]                       # metrics.json sorts "10" before "2"
+    assert f"training seeds {twelve} " in write(c["split_seed"], twelve)
     assert config.make("tiny").split.split_seed == c["split_seed"] and config.make("tiny").train.seed == c["seed"]
     assert profiles.DEV_SEEDS != profiles.CONFIRM_SEEDS
     seen = {}
