@@ -273,7 +273,8 @@ def readme_figure(outputs: Path | None = None, dest: Path = ROOT / "docs" / "res
     """Copy notebook 06's attack matrix of a finished run to ``docs/result.png``, the README's figure."""
     src = (Path(outputs) if outputs else paths.outputs_root()).joinpath(*README_FIGURE)
     if not src.exists():
-        raise FileNotFoundError(f"{src} is missing: run `make demo` first")
+        raise FileNotFoundError(f"{src} is missing: run the series that writes it first (`make demo` for outputs/, "
+                                "`python -m smplora_nb reproduce --powered` for outputs/powered/)")
     shutil.copy2(src, dest)
     return dest
 
