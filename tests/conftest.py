@@ -18,16 +18,17 @@ torch.set_num_threads(1)
 
 # The longest tests (measured; `make test` prints the slowest). They start first, so that the
 # two workers finish together instead of one waiting on a long test picked up last.
-LONGEST = {"test_sharded_and_killed_sweeps": 300, "test_the_series_runs_on_a_folder": 225,       # seconds, fresh-clone CI,
-           "test_notebooks_02_to_06_run_on_the_paper_profile": 200,                # 2 workers (2026-12-02)
-           "test_notebook_runs_with_papermill[06": 170,
-           "test_notebook_runs_with_papermill[04": 110, "test_notebook_runs_with_papermill[05": 80,
-           "test_notebook_runs_with_papermill[03": 67, "test_notebook_runs_with_papermill[02": 60,
-           "test_evaluate_many_side_by_side": 41, "test_accelerate_launch_two_processes": 31,
-           "test_private_methods_train_and_log": 29, "test_notebook_runs_with_papermill[01": 27,
-           "test_two_identical_train_calls": 20, "test_paper_path_end_to_end": 14, "test_evaluate_caches": 13,
+LONGEST = {"test_sharded_and_killed_sweeps": 290, "test_notebooks_01_to_06_run_on_the_paper_profile": 225,
+           "test_the_series_runs_on_a_folder": 185,                 # seconds on 2 workers, the slow day (2026-12-03)
+           "test_notebook_runs_with_papermill[06": 311,
+           "test_notebook_runs_with_papermill[05": 112, "test_notebook_runs_with_papermill[04": 60,
+           "test_notebook_runs_with_papermill[03": 60, "test_notebook_runs_with_papermill[02": 28,
+           "test_evaluate_many_side_by_side": 48, "test_accelerate_launch_two_processes": 43,
+           "test_private_methods_train_and_log": 33, "test_notebook_runs_with_papermill[01": 25,
+           "test_two_identical_train_calls": 28, "test_paper_path_end_to_end": 29, "test_evaluate_caches": 27,
+           "test_train_many_side_by_side": 21, "test_02_solutions": 24, "test_03_solutions": 20,
            "test_the_hessian_diagnostic_does_not_change": 12, "test_audit_fits_every_knob": 11,
-           "test_reference_attacks_read_the_base_model": 10, "test_02_solutions": 30, "test_03_solutions": 12}
+           "test_reference_attacks_read_the_base_model": 10}
 
 
 def _expected_seconds(item) -> float:

@@ -2,7 +2,8 @@
 
 The folder holds coloured shapes (no class labels anywhere), the captions say what is drawn; the tiny profile then
 takes one pool and all remaining images for the base model, and the quality features are label-free
-(``quality.PixelPCA``). Every notebook runs at the smallest sizes that still exercise each of its sections.
+(``quality.PixelPCA``). The notebooks that a folder changes on this profile (01, 02, 06) run at the smallest sizes
+that still exercise each of their sections.
 """
 import numpy as np
 import pytest
@@ -40,14 +41,12 @@ FEW = {"epochs": 1, "mlp_epochs": 2, "overrides": SMALL}
 PARAMS = {  # the test sizes: every section runs, nothing more
     "01_data_splitting": {"vae_steps": 10, "pretrain_steps": 10, "n_samples": 6, "overrides": SMALL},
     "02_membership_inference_attack": {**FEW, "n_splits": 1},
-    "03_mp_lora_instability": {**FEW, "hessian_every": 1, "hessian_iters": 2},
-    "04_smp_lora_training": {**FEW, "n_splits": 1, "hessian_every": 1, "hessian_iters": 2, "two_forward_splits": 1},
-    "05_ablations": {**FEW, "hessian_every": 1, "hessian_iters": 2, "lams": [1.0, 0.1], "lr_factors": [1.0],
-                     "rank_factors": [1.0], "n_splits": 1},
     "06_stronger_attacks_and_baselines": {**FEW, "epochs": 2, "n_splits": 1, "mp_splits": 1, "hessian_every": 1,
                                           "hessian_iters": 2, "dp_epsilons": [8.0], "dp_epochs": 1, "n_boot": 20,
                                           "in_distribution": True},
-}   # one split each (notebooks 02, 04 and 06 at two splits: tests/test_notebooks.py); section 5 of 06 runs here
+}   # what a folder changes on the tiny profile: the base model pretrained on the folder's public rest (01), the
+# label-free quality features (02 and 06) and section 5 of 06 (the folder is one pool already). Notebooks 03 to 05
+# run on a folder of images too, on the paper profile (tests/test_notebooks.py); on the digits at two splits there.
 
 
 def test_the_tiny_profile_adapts_to_a_folder(tmp_path, capsys):
@@ -77,7 +76,7 @@ def test_label_free_features_are_deterministic_and_rank_noise_below_pictures(tmp
     assert again == same
 
 
-@pytest.mark.parametrize("_", [None], ids=["01-06"])
+@pytest.mark.parametrize("_", [None], ids=["01-02-06"])
 def test_the_series_runs_on_a_folder_of_unlabeled_images(tmp_path, _):
     folder = shapes_folder(tmp_path / "shapes", n=300)
     for stem, params in PARAMS.items():
