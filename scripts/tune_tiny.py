@@ -1,6 +1,6 @@
 """Tune SMP-LoRA's knobs on the tiny default's development seeds only (issue 16's protocol).
 
-    python scripts/tune_tiny.py [--lams 0.1 0.3 1 3] [--features calibrated] [--proxy-lrs 1e-3]
+    python scripts/tune_tiny.py [--lams 0.1 0.3 1 3] [--features calibrated] [--proxy-lrs 1e-3] [--split 0]
 
 Trains, on the development split and first development training seed (``profiles.DEV_SEEDS``), SMP-LoRA for every
 combination and plain LoRA saving its adapter along training (notebook 06's early-stopping curve); audits each with
@@ -13,8 +13,10 @@ the largest gap (None, beyond every checkpoint's utility, counts as largest); ti
 fixed, the largest gap of all settings, picked lam 3, whose held-out loss is worse than the base model's; the
 adaptation condition was added then, on these development seeds. Those choices read the gap in raw AUC along a
 staircase of checkpoints; since issue 27 it is in auc_dev, interpolated.)
-The confirmatory seeds (``profiles.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``; the
-table and the choice to benchmarks/RESULTS.md.
+``--split k`` does the same on member split k of the development split (member seed k, training seed + k; the
+notebooks' split k), to see whether a choice holds on a second deal of the same pool.
+The confirmatory seeds (``profiles.CONFIRM_SEEDS``) are never touched. Results go to ``outputs/dev/tuning.json``
+(``tuning_split<k>.json`` for k > 0); the table and the choice to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import json
 import os
 import sys
 
-from smplora_nb import (attack, config, evaluate, grids, models, paths, powered, profiles, quality, runs, sets, study,
-                        tables)
+from smplora_nb import attack, config, evaluate, grids, paths, powered, profiles, runs, study, tables
+from smplora_nb.bench import Bench
 
 
 def main(argv=None) -> int:
@@ -33,20 +35,20 @@ def main(argv=None) -> int:
     ap.add_argument("--lams", nargs="*", type=float, default=[0.1, 0.3, 1.0, 3.0])
     ap.add_argument("--features", nargs="*", default=["calibrated"])
     ap.add_argument("--proxy-lrs", nargs="*", type=float, default=[1e-3])
+    ap.add_argument("--split", type=int, default=0, help="member split k of the development split (default 0)")
     args = ap.parse_args(argv)
     os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
     cfg = config.make("tiny", **profiles.DEV_SEEDS)
-    seed = cfg.train.seed                               # split 0: the development split, first training seed
-    items, splits = sets.prepare(cfg)
-    base = models.base_model(cfg, splits, items)
-    grid = grids.method_runs(cfg, ["lora"], [0], {})      # plain LoRA saving the frontier's snapshots
+    bench, split = Bench(cfg), args.split
+    seed, splits, base = cfg.train.seed + split, bench.split(split), bench.base    # split 0: the first training seed
+    grid = grids.method_runs(cfg, ["lora"], [split], {})  # plain LoRA saving the frontier's snapshots
     for lam, feature, plr in itertools.product(args.lams, args.features, args.proxy_lrs):
-        grid["smp_lora", lam, feature, plr] = config.replace(cfg, method="smp_lora", lam=lam, proxy_feature=feature,
-                                                             proxy_lr=plr)
+        grid["smp_lora", lam, feature, plr] = grids.split_config(cfg, split, method="smp_lora", lam=lam,
+                                                                 proxy_feature=feature, proxy_lr=plr)
     trained = runs.train_many(grid, splits, base)
-    audited = {("lora_snapshot", e): f for e, f in runs.snapshots(trained["lora", 0]).items()}
+    audited = {("lora_snapshot", e): f for e, f in runs.snapshots(trained["lora", split]).items()}
     audited.update({("lora_snapshot", 0): None, **{k: v for k, v in trained.items() if k[0] == "smp_lora"}})
-    evals = evaluate.evaluate_many(base, audited, splits, quality.quality_extractor(splits, cfg, items),
+    evals = evaluate.evaluate_many(base, audited, splits, bench.extractor,
                                    {k: seed for k in audited}, steps=cfg.model.sample_steps,
                                    guidance_scale=cfg.model.guidance_scale)
 
@@ -67,8 +69,9 @@ def main(argv=None) -> int:
     adapts = [r for r in rows if r["heldout_loss"] < curve[0]["heldout_loss"]]          # curve[0]: the base model
     choice = max(adapts, key=lambda r: (float("inf") if r["frontier_gap"] is None else r["frontier_gap"],
                                         -r["heldout_loss"])) if adapts else None
-    paths.write_json(paths.outputs_root() / "tuning.json", {"seeds": profiles.DEV_SEEDS, "curve": curve, "rows": rows,
-                                                            "choice": choice})
+    name = "tuning.json" if split == 0 else f"tuning_split{split}.json"
+    paths.write_json(paths.outputs_root() / name, {"seeds": profiles.DEV_SEEDS, "split": split, "curve": curve,
+                                                   "rows": rows, "choice": choice})
     print(tables.markdown(curve + rows, digits=".3f"))
     print("choice:", json.dumps(choice))
     return 0
