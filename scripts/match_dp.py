@@ -7,8 +7,7 @@ confirmatory seeds play no part.
 Trains SMP-LoRA and DP-LoRA at every epsilon on the first ``--splits`` member splits of the development split,
 measures each model's held-out loss (the mean loss of D_te's non-members, the frontier's utility), and picks, by a
 rule fixed before looking: the epsilon whose held-out loss (mean over the splits) is closest to SMP-LoRA's. Writes
-``outputs/dev/dp_match.json`` (``dp_match_lam<lam>.json`` for an SMP-LoRA ``--lam`` other than the profile's) and
-prints a table.
+``outputs/dev/dp_match.json`` (``dp_match_lam<lam>.json`` when SMP-LoRA's ``--lam`` is given) and prints a table.
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("SMPLORA_OUTPUTS", str(paths.outputs_root() / "dev"))
     cfg = config.make("tiny", **profiles.DEV_SEEDS)
     bench, split = Bench(cfg), args.split
-    seed, splits, base = cfg.train.seed + split, bench.split(split), bench.base    # split 0: the first training seed
+    seed, splits, base = bench.seed(split), bench.split(split), bench.base          # seed + k on split k
     grid = grids.method_runs(cfg, ["lora"], [split], {})  # plain LoRA saving the frontier's snapshots
     for lam, feature, plr in itertools.product(args.lams, args.features, args.proxy_lrs):
         grid["smp_lora", lam, feature, plr] = grids.split_config(cfg, split, method="smp_lora", lam=lam,
