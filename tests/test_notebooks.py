@@ -19,6 +19,7 @@ SPLIT_FAST = {"member_aux": 20, "member_te": 20, "nonmember_aux": 20, "nonmember
 SAMPLE_FAST = {"sample_steps": 4, "unet_channels": [16, 32],      # denoising steps (tiny: 25), U-Net widths (32, 64),
                "audit_boot": 50}                                 # resamples of each model's attack intervals (500)
 SHARED = {"overrides": {**BASE_FAST, **SPLIT_FAST, **SAMPLE_FAST}}  # notebooks 02 to 06 take them through overrides
+LAM = profiles.PROFILES["tiny"]["lam"]       # the first lam of notebook 05's grid is the profile's: one run with lr x1, rank x1
 CI_PARAMS = {
     "01_data_splitting": {**BASE_FAST, "n_samples": 12, "overrides": SAMPLE_FAST},
     "02_membership_inference_attack": {**SHARED, "n_splits": 2, "epochs": 2, "mlp_epochs": 3},
@@ -27,7 +28,7 @@ CI_PARAMS = {
     "04_smp_lora_training": {**SHARED, "n_splits": 2, "epochs": 2, "mlp_epochs": 3,
                              "hessian_every": 1, "hessian_iters": 3, "two_forward_splits": 1},
     "05_ablations": {**SHARED, "epochs": 2, "mlp_epochs": 3, "hessian_every": 1, "hessian_iters": 3,
-                     "lams": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_splits": 1},
+                     "lams": [LAM, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5], "n_splits": 1},
     "06_stronger_attacks_and_baselines": {**SHARED, "n_splits": 2, "epochs": 2, "mlp_epochs": 3, "mp_splits": 1,
                                           "hessian_every": 1, "hessian_iters": 3, "dp_epsilons": [8.0],
                                           "dp_epochs": 1, "n_boot": 50},   # section 5: tests/test_own_images.py
@@ -162,11 +163,11 @@ def check_04(m):
 def check_05(m):
     stem = "05_ablations"
     tiny = config.make("tiny").train
-    assert m["grid"] == {"lam": [1.0, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5]}
-    assert [r["lam"] for r in m["ablations"]["lam"]] == [1.0, 0.1]
+    assert m["grid"] == {"lam": [LAM, 0.1], "lr_factors": [1.0, 0.1], "rank_factors": [1.0, 0.5]}
+    assert [r["lam"] for r in m["ablations"]["lam"]] == [LAM, 0.1]
     assert [r["lr"] for r in m["ablations"]["lr"]] == [tiny.lr, tiny.lr * 0.1]
     assert [r["rank"] for r in m["ablations"]["rank"]] == [tiny.lora_rank, tiny.lora_rank // 2]
-    default = m["ablations"]["lam"][0]                                  # lam 1.0 = lr x1 = rank x1: one run
+    default = m["ablations"]["lam"][0]                                  # the profile's lam = lr x1 = rank x1: one run
     assert all(m["ablations"][f][0][k] == default[k] for f in ("lr", "rank") for k in ("asr", "fid", "kid"))
     for rows in [*m["ablations"].values(), list(m["references"].values())]:
         for r in rows:
