@@ -63,6 +63,6 @@ def test_dp_lora_run_changes_weights_every_step_and_keeps_its_budget(tiny_setup)
     assert runs.run_key(dcfg, splits, base) != runs.run_key(config.replace(dcfg, dp_epsilon=8.0), splits, base)
     # the DP fields do not touch other methods' cache keys, nor the proxy's fields a DP run's
     assert runs.run_key(cfg, splits, base) == runs.run_key(config.replace(cfg, dp_epsilon=2.0), splits, base)
-    assert runs.run_key(dcfg, splits, base) == runs.run_key(config.replace(dcfg, lam=3.0), splits, base)
+    assert runs.run_key(dcfg, splits, base) == runs.run_key(config.replace(dcfg, lam=dcfg.train.lam + 1.0), splits, base)
     with pytest.raises(ValueError, match="dp_lora"):
         runs.train(config.replace(dcfg, mixed_precision="bf16"), splits, base)

@@ -89,10 +89,11 @@ def test_lora_run_key_ignores_the_proxy_settings(tiny_setup):
     from smplora_nb import config
 
     cfg, _, splits, base = tiny_setup
+    other = cfg.train.lam + 1.0                                          # any lam but the profile's
     key = runs.run_key(cfg, splits, base)
-    assert key == runs.run_key(config.replace(cfg, lam=3.0, proxy_batch_size=8, proxy_feature="log_map"), splits, base)
+    assert key == runs.run_key(config.replace(cfg, lam=other, proxy_batch_size=8, proxy_feature="log_map"), splits, base)
     smp = config.replace(cfg, method="smp_lora")
-    assert runs.run_key(smp, splits, base) != runs.run_key(config.replace(smp, lam=3.0), splits, base)
+    assert runs.run_key(smp, splits, base) != runs.run_key(config.replace(smp, lam=other), splits, base)
 
 
 def test_snapshots_for_the_early_stopping_frontier(tiny_setup):
