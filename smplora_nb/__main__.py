@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         if args.command == "train":
             return _train(args.profile, params)
         if args.command == "speed":
-            print(speed.report())
+            print(speed.report(again=True))
             return 0
         if args.command == "notebooks":
             runner.run(only=args.only, profile=args.profile, params=params, progress=not args.no_progress)

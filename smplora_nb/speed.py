@@ -4,7 +4,9 @@ The 2-core machines of this project differ by 1.6x between kinds and by 2.2x bet
 (benchmarks/RESULTS.md, "Where the demo's time goes"), so a time measured once says little about the next machine.
 ``calibrate`` measures the unit that almost all of ``make demo`` is made of: one forward and backward pass of the
 tiny profile's U-Net (built at its default sizes from a fixed seed; nothing is downloaded or pretrained) on a batch
-of 32, in one thread, the median of ``REPEATS`` after one warm-up: about two seconds, kept for the process.
+of 32, in one thread, the median of ``REPEATS`` after one warm-up: about a second, kept for the process and, for
+``MAX_AGE`` seconds, for the next processes on this machine (``outputs/cache/speed.json``, keyed by the CPU, its
+cores and torch's version): the six notebooks of ``make demo`` and the tests' notebooks measure once, not each.
 ``expected`` scales a notebook's measured minutes (``DEMO_MINUTES``, on the machine whose pass took
 ``REFERENCE_STEP`` seconds) by this machine's pass over that one; ``python -m smplora_nb speed`` prints all of them.
 
@@ -13,12 +15,14 @@ changes nothing: it reads none.
 """
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 
 import torch
 
-from . import config, tinybase
+from . import config, paths, tinybase
 
 # The reference: `make demo` of the descriptive digits, commit fdd0c5c, 2026-12-03, this project's 2-core Intel Xeon
 # machine (benchmarks/RESULTS.md). REFERENCE_STEP is the median of 29 calibrations on that machine three hours
@@ -27,6 +31,7 @@ REFERENCE_STEP = 0.2492
 DEMO_MINUTES = {"01_data_splitting": 7.1, "02_membership_inference_attack": 7.2, "03_mp_lora_instability": 7.2,
                 "04_smp_lora_training": 13.2, "05_ablations": 8.4, "06_stronger_attacks_and_baselines": 11.2}
 REPEATS, BATCH = 7, 32
+MAX_AGE = 3600                     # seconds a stored calibration stands for this machine (its speed drifts by the day)
 _measured: float | None = None
 
 
@@ -39,27 +44,60 @@ def _unet():
         return tinybase.build_unet(cfg.model, cfg.data.resolution)
 
 
+def machine() -> dict:
+    """What a stored calibration must match: the CPU's name, the cores, torch's version."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return {"cpu": name, "cores": os.cpu_count(), "torch": torch.__version__}
+
+
+def _stored_path():
+    return paths.outputs_root() / "cache" / "speed.json"
+
+
+def _stored() -> float | None:
+    """The pass time stored on this machine within ``MAX_AGE`` seconds, or None."""
+    rec = paths.read_cached(_stored_path(), what="measuring again")
+    if not isinstance(rec, dict) or rec.get("machine") != machine() or not isinstance(rec.get("seconds"), (int, float)):
+        return None
+    return rec["seconds"] if 0 <= time.time() - rec.get("at", 0) <= MAX_AGE and rec["seconds"] > 0 else None
+
+
 def calibrate(again: bool = False) -> float:
-    """Seconds of one forward and backward pass of the tiny U-Net (batch 32, one thread) on this machine now."""
+    """Seconds of one forward and backward pass of the tiny U-Net (batch 32, one thread) on this machine now: kept
+    for the process, read from this machine's stored calibration when it is under ``MAX_AGE`` seconds old, else (or
+    with ``again``) measured and stored."""
     global _measured
-    if _measured is None or again:
-        unet, threads = _unet(), torch.get_num_threads()
-        gen = torch.Generator().manual_seed(0)
-        side, tokens = unet.config.sample_size, tinybase.MAX_TOKENS
-        z = torch.randn(BATCH, unet.config.in_channels, side, side, generator=gen)
-        c = torch.randn(BATCH, tokens, unet.config.cross_attention_dim, generator=gen)
-        t = torch.randint(0, 1000, (BATCH,), generator=gen)
-        torch.set_num_threads(1)
+    if again or (_measured is None and (_measured := _stored()) is None):
+        _measured = _measure()
         try:
-            times = []
-            for _ in range(REPEATS + 1):
-                start = time.perf_counter()
-                unet(z, t, c).sample.square().mean().backward()
-                times.append(time.perf_counter() - start)
-        finally:
-            torch.set_num_threads(threads)
-        _measured = statistics.median(times[1:])
+            paths.write_json(_stored_path(), {"seconds": _measured, "at": time.time(), "machine": machine()})
+        except OSError:                                  # an unwritable outputs folder: measured again next time
+            pass
     return _measured
+
+
+def _measure() -> float:
+    unet, threads = _unet(), torch.get_num_threads()
+    gen = torch.Generator().manual_seed(0)
+    side, tokens = unet.config.sample_size, tinybase.MAX_TOKENS
+    z = torch.randn(BATCH, unet.config.in_channels, side, side, generator=gen)
+    c = torch.randn(BATCH, tokens, unet.config.cross_attention_dim, generator=gen)
+    t = torch.randint(0, 1000, (BATCH,), generator=gen)
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for _ in range(REPEATS + 1):
+            start = time.perf_counter()
+            unet(z, t, c).sample.square().mean().backward()
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[1:])
 
 
 def factor() -> float:
@@ -76,8 +114,10 @@ def expected(stem: str, profile: str = "tiny") -> str:
             "cached runs and audits take seconds")
 
 
-def report() -> str:
-    """Every notebook's expected minutes and the series' total, for ``python -m smplora_nb speed``."""
+def report(again: bool = False) -> str:
+    """Every notebook's expected minutes and the series' total, for ``python -m smplora_nb speed`` (which measures
+    ``again``)."""
+    calibrate(again)
     f = factor()
     lines = [f"a forward and backward pass of the tiny U-Net: {calibrate():.3f} s here, {REFERENCE_STEP:.3f} s on the "
              f"reference machine (x{f:.2f})"]
