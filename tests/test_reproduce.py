@@ -178,6 +178,10 @@ SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_au
          "-p", "hessian_every", "0", "-p", "lams", "[1.0]", "-p", "lr_factors", "[1.0]",
          "-p", "rank_factors", "[1.0]", "-p", "n_splits", "1"]
 
+SWEEP_OVERRIDES = ("vae_steps", "pretrain_steps", "member_aux", "member_te", "nonmember_aux", "nonmember_te",
+                   "sample_steps", "unet_channels", "audit_boot")          # config fields: the runner folds them in
+LOG_SESSION = ("resumed_from_epoch", "seconds_this_session")             # what a training log says of its sitting
+
 
 def _reproduce(out: Path, extra=()):
     """Start `reproduce --only 05` on ``out`` (its output goes to ``out``/../<name>.log, read by ``_finish``)."""
@@ -225,53 +229,77 @@ def _kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
-def _sharded(out: Path) -> dict:
-    """Two `--shard` calls train disjoint halves of notebook 05's runs into one outputs folder; the final call
-    trains nothing more (every run is cached), finishes the notebook and writes the report. Returns its metrics."""
-    logs = {}
-    for shard in ("1/2", "2/2"):
-        _finish(_reproduce(out, extra=["--shard", shard]))
-        assert not (out / "05_ablations" / "metrics.json").exists()       # a shard stops after training
-        assert not list(out.glob(".*.staging")) and not (out / "05_ablations.failed").exists()
-        logs[shard] = {p.parent.name for p in (out / "cache" / "runs").glob("*/train_log.json")}
-    assert logs["1/2"] and logs["1/2"] < logs["2/2"]                     # the second shard added its own runs
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
-    _finish(_reproduce(out))
-    assert {p: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")} == mtimes
-    assert (out / "REPORT.md").exists()
-    return paths.read_json(out / "05_ablations" / "metrics.json")
+def _train_logs(out: Path) -> dict:
+    """``{run folder name: train_log.json's mtime}`` of the finished runs under ``out``."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "cache" / "runs").glob("*/train_log.json")}
 
 
-def test_sharded_and_killed_sweeps_end_as_one_uninterrupted_sweep(tmp_path):
-    """The same sweep twice: once in two shards over a shared outputs folder, then assembled by a third call; once
-    killed (runner, notebook kernel and training workers at once) when a run has a mid-run checkpoint, then called
-    again. The killed sweep's rerun does not redo finished runs, continues interrupted ones from their checkpoint,
-    and ends with the sharded sweep's metrics, number for number."""
-    want = _sharded(tmp_path / "sharded")
-    out = tmp_path / "killed"
-    for part in ("base", "extractor", "latents"):                      # what no run changes: made once (the runs,
-        shutil.copytree(tmp_path / "sharded" / "cache" / part, out / "cache" / part)   # audits and notebook: again)
-    proc = _reproduce(out)
-    runs = out / "cache" / "runs"
+def _kill_at_a_checkpoint(proc, runs: Path, old: set) -> None:
+    """Kill ``proc``'s whole tree as soon as a run not in ``old`` has written a mid-run checkpoint."""
     deadline = time.time() + 600
-    while not list(runs.glob("*/checkpoint/state.json")):
-        assert proc.poll() is None and time.time() < deadline, "the sweep ended before any checkpoint"
-        time.sleep(0.2)
+    while not {p.parent.parent.name for p in runs.glob("*/checkpoint/state.json")} - old:
+        assert proc.poll() is None and time.time() < deadline, "the shard ended before any checkpoint"
+        time.sleep(0.1)
     _kill_tree(proc.pid)                                                 # as if the machine went down
     proc.wait()
-    finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/train_log.json")}
+
+
+def _uninterrupted(tmp_path: Path, out: Path, monkeypatch) -> Path:
+    """The same grid trained in this process in one go, into its own outputs folder (the sweep's base model and
+    latents copied in: no run reads anything else), for the sweep's runs to be compared with."""
+    from smplora_nb import grids
+    from smplora_nb.bench import Bench
+
+    ref = tmp_path / "uninterrupted"
+    for part in ("base", "latents"):
+        shutil.copytree(out / "cache" / part, ref / "cache" / part)
+    monkeypatch.setenv("SMPLORA_OUTPUTS", str(ref))
+    params = dict(zip(SWEEP[1::3], SWEEP[2::3]))
+    overrides = {k: json.loads(params[k]) for k in SWEEP_OVERRIDES}
+    cfg = config.from_params("tiny", epochs=int(params["epochs"]), overrides=overrides)
+    grid = grids.ablation_grid(cfg, json.loads(params["lams"]), json.loads(params["lr_factors"]),
+                               json.loads(params["rank_factors"]), dict(hessian_every=0, hessian_iters=12))
+    Bench(cfg).train(grid, progress=False)
+    return ref / "cache" / "runs"
+
+
+def test_sharded_and_killed_sweeps_end_as_one_uninterrupted_sweep(tmp_path, monkeypatch):
+    """Notebook 05's sweep in two ``--shard`` calls over one outputs folder, the second killed (runner, notebook
+    kernel and training workers at once) when one of its runs has a mid-run checkpoint, then called again; a final
+    call without ``--shard`` trains nothing and finishes the notebook. Each shard stops after training; the killed
+    shard's rerun does not redo its finished runs and continues the interrupted ones from their checkpoint; and every
+    run ends with the weights and the training log of the same grid trained in one go, byte for byte."""
+    out = tmp_path / "sweep"
+    runs_dir = out / "cache" / "runs"
+    _finish(_reproduce(out, extra=["--shard", "1/2"]))
+    first = _train_logs(out)
+    assert first and not (out / "05_ablations" / "metrics.json").exists()   # a shard stops after training
+    _kill_at_a_checkpoint(_reproduce(out, extra=["--shard", "2/2"]), runs_dir, set(first))
+    finished = _train_logs(out)
     checkpoints = {p.parent.parent.name: json.loads(p.read_text())["epoch"]
-                   for p in runs.glob("*/checkpoint/state.json")}
-    assert not (out / "05_ablations" / "metrics.json").exists() and set(checkpoints) - set(finished)
+                   for p in runs_dir.glob("*/checkpoint/state.json")}
+    interrupted = set(checkpoints) - set(finished)
+    assert interrupted and not (out / "05_ablations" / "metrics.json").exists()
+    _finish(_reproduce(out, extra=["--shard", "2/2"]))
+    assert not (out / "05_ablations" / "metrics.json").exists()
+    assert not list(out.glob(".*.staging")) and not (out / "05_ablations.failed").exists()
+    after = _train_logs(out)
+    assert set(first) < set(after)                                       # the second shard added its own runs
+    assert {name: after[name] for name in finished} == finished          # finished before the kill: not redone
+    for name in interrupted:                                             # interrupted: resumed, not restarted
+        assert json.loads((runs_dir / name / "train_log.json").read_text())["resumed_from_epoch"] == checkpoints[name]
     _finish(_reproduce(out))
-    for name, mtime in finished.items():                                 # finished before the kill: not redone
-        assert (runs / name / "train_log.json").stat().st_mtime_ns == mtime
-    for name, epoch in checkpoints.items():
-        if name not in finished:                                         # interrupted: resumed, not restarted
-            assert json.loads((runs / name / "train_log.json").read_text())["resumed_from_epoch"] == epoch
-    got = paths.read_json(out / "05_ablations" / "metrics.json")
-    assert got["ablations"] == want["ablations"] and got["references"] == want["references"]
-    assert (out / "REPORT.md").exists()
+    assert _train_logs(out) == after                                     # the final call trains nothing
+    assert paths.read_json(out / "05_ablations" / "metrics.json")["ablations"] and (out / "REPORT.md").exists()
+    ref = _uninterrupted(tmp_path, out, monkeypatch)
+    assert {p.name for p in ref.iterdir() if p.is_dir()} == set(after)
+    for name in after:
+        assert (runs_dir / name / "lora").is_dir()
+        for f in (ref / name / "lora").iterdir():
+            assert (runs_dir / name / "lora" / f.name).read_bytes() == f.read_bytes(), (name, f.name)
+        got, want = (json.loads((d / name / "train_log.json").read_text()) for d in (runs_dir, ref))
+        assert {k: v for k, v in got.items() if k not in LOG_SESSION} == \
+            {k: v for k, v in want.items() if k not in LOG_SESSION}, name
 
 
 def test_report_says_which_seeds_its_numbers_come_from(tmp_path, monkeypatch):
