@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from smplora_nb import book, report
+from smplora_nb import book, report, runner
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5E"
                        "rkJggg==")                                      # one pixel
@@ -95,6 +95,8 @@ def test_the_book_of_the_tests_notebooks_in_chromium(executed_outputs, tmp_path)
     the check does fail on a broken image and a broken link."""
     if not any(executed_outputs.iterdir()):
         pytest.skip("builds on the notebooks that tests/test_notebooks.py executes: run it with them")
+    # all of them, on this worker: xdist_group keeps the series on one worker (it did not under pytest 9)
+    assert {p.name for p in executed_outputs.iterdir()} == {nb.stem for nb in runner.list_notebooks()}
     check = _chromium()
     report.write(executed_outputs)
     start = time.time()
