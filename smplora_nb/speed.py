@@ -15,14 +15,12 @@ changes nothing: it reads none.
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 
 import torch
 
-from . import config, paths, tinybase
+from . import book, config, paths, tinybase
 
 # The reference: `make demo` of the descriptive digits, commit fdd0c5c, 2026-12-03, this project's 2-core Intel Xeon
 # machine (benchmarks/RESULTS.md). REFERENCE_STEP is the median of 29 calibrations on that machine three hours
@@ -45,14 +43,9 @@ def _unet():
 
 
 def machine() -> dict:
-    """What a stored calibration must match: the CPU's name, the cores, torch's version."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return {"cpu": name, "cores": os.cpu_count(), "torch": torch.__version__}
+    """What a stored calibration must match: the CPU's name, the cores, torch's version (from ``book.machine``)."""
+    here = book.machine()
+    return {k: here.get(k) for k in ("cpu", "cores", "torch")}
 
 
 def _stored_path():
