@@ -172,14 +172,11 @@ def test_report_shows_the_attack_matrix_in_the_notebooks_order(tmp_path):
     assert "| DP-LoRA (eps 1) | +0.100 [+0.050, +0.150] | beyond | +0.0020 [-0.0010, +0.0040] |" in text
 
 
-SWEEP = ["-p", "vae_steps", "20", "-p", "pretrain_steps", "20", "-p", "member_aux", "16", "-p", "member_te", "16",
-         "-p", "nonmember_aux", "16", "-p", "nonmember_te", "16", "-p", "sample_steps", "2", "-p", "unet_channels", "[16, 32]", "-p", "epochs", "8",
-         "-p", "mlp_epochs", "3", "-p", "audit_boot", "50",
-         "-p", "hessian_every", "0", "-p", "lams", "[1.0]", "-p", "lr_factors", "[1.0]",
-         "-p", "rank_factors", "[1.0]", "-p", "n_splits", "1"]
-
-SWEEP_OVERRIDES = ("vae_steps", "pretrain_steps", "member_aux", "member_te", "nonmember_aux", "nonmember_te",
-                   "sample_steps", "unet_channels", "audit_boot")          # config fields: the runner folds them in
+SWEEP_CONFIG = {"vae_steps": 20, "pretrain_steps": 20, "member_aux": 16, "member_te": 16, "nonmember_aux": 16,
+                "nonmember_te": 16, "sample_steps": 2, "unet_channels": [16, 32], "audit_boot": 50}   # config fields
+SWEEP_NOTEBOOK = {"epochs": 8, "mlp_epochs": 3, "hessian_every": 0, "hessian_iters": 12, "lams": [1.0],
+                  "lr_factors": [1.0], "rank_factors": [1.0], "n_splits": 1}                   # notebook 05's own
+SWEEP = [x for k, v in {**SWEEP_CONFIG, **SWEEP_NOTEBOOK}.items() for x in ("-p", k, json.dumps(v))]
 LOG_SESSION = ("resumed_from_epoch", "seconds_this_session")             # what a training log says of its sitting
 
 
@@ -254,11 +251,10 @@ def _uninterrupted(tmp_path: Path, out: Path, monkeypatch) -> Path:
     for part in ("base", "latents"):
         shutil.copytree(out / "cache" / part, ref / "cache" / part)
     monkeypatch.setenv("SMPLORA_OUTPUTS", str(ref))
-    params = dict(zip(SWEEP[1::3], SWEEP[2::3]))
-    overrides = {k: json.loads(params[k]) for k in SWEEP_OVERRIDES}
-    cfg = config.from_params("tiny", epochs=int(params["epochs"]), overrides=overrides)
-    grid = grids.ablation_grid(cfg, json.loads(params["lams"]), json.loads(params["lr_factors"]),
-                               json.loads(params["rank_factors"]), dict(hessian_every=0, hessian_iters=12))
+    nb = SWEEP_NOTEBOOK
+    cfg = config.from_params("tiny", epochs=nb["epochs"], overrides=SWEEP_CONFIG)
+    grid = grids.ablation_grid(cfg, nb["lams"], nb["lr_factors"], nb["rank_factors"],
+                               {k: nb[k] for k in ("hessian_every", "hessian_iters")})
     Bench(cfg).train(grid, progress=False)
     return ref / "cache" / "runs"
 
