@@ -34,7 +34,8 @@ def build_01(bench, disjoint: dict, quality: dict, split_check: dict, n_samples:
     out = {"profile": cfg.profile, "dataset": cfg.data.dataset, "split_seed": cfg.split.split_seed,
            "private_classes": cfg.split.private_classes, "counts": sets.counts(bench.splits), "n_items": len(bench.items),
            "n_distinct": len(duplicates.dedupe(bench.items)), "disjoint": disjoint["disjoint"], "base_model": str(bench.base),
-           "pretrain_seconds": log["seconds"] if log else None, "n_samples": n_samples, **quality,
+           "pretrain_seconds": log["seconds"] if log else None,
+           "pretrain_threads": log.get("torch_threads") if log else None, "n_samples": n_samples, **quality,
            "model_free_split_check": split_check}
     out["claims"], out["checks"] = findings.split_01(disjoint["disjoint"], quality, split_check, n_samples)
     return out

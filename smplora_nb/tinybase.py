@@ -214,7 +214,8 @@ def pretrain_tiny(public: list[data.Item], words: list[str], mcfg, resolution: i
     empty = encode_text(parts, [""])[0]                                  # (T, D)
     unet_losses = pretrain_unet(parts["unet"], parts["scheduler"], latents, cond, empty, mcfg, gen)
     assemble(parts).save_pretrained(out_dir, safe_serialization=True)
-    log = {"seconds": time.time() - start, "n_public": len(public), "scaling_factor": scale,
+    log = {"seconds": time.time() - start, "torch_threads": torch.get_num_threads(),   # the weights' last bits
+           "n_public": len(public), "scaling_factor": scale,                             # depend on it (and the CPU)
            "vae_loss_final": float(np.mean(vae_losses[-20:])) if vae_losses else None,
            "unet_loss_final": float(np.mean(unet_losses[-50:])) if unet_losses else None,
            "vae_losses": vae_losses, "unet_losses": unet_losses, **kept}

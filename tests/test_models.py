@@ -60,6 +60,7 @@ def test_save_load_round_trip_through_shared_loader(tiny_base):
         a, b = getattr(pipe, name).state_dict(), getattr(again, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert pipe.vae.config.scaling_factor != 0.18215      # fitted to the public latents
+    assert tinybase.pretrain_log(folder)["torch_threads"] == torch.get_num_threads()   # its bits depend on it
     imgs = models.generate(pipe, ["a red digit one", "a blue digit two"], seed=0, steps=2)
     assert imgs.shape == (2, 16, 16, 3) and imgs.dtype == np.uint8
     assert np.array_equal(imgs, models.generate(again, ["a red digit one", "a blue digit two"], seed=0, steps=2))

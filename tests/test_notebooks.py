@@ -49,6 +49,7 @@ def check_01(m):
     assert {"digit_accuracy_base_public_classes", "digit_accuracy_base_private_classes"} <= set(m)
     assert not any("300 s" in c["claim"] or "takes" in c["claim"] for c in m["claims"])
     assert m["pretrain_seconds"] > 0                                     # timings are reported, not claimed
+    assert m["pretrain_threads"] == 1                                    # the tests' kernels run one thread
     man = paths.read_json(paths.outputs_root() / "01_data_splitting" / "manifest.json")
     assert {k: len(v) for k, v in man["sets"].items()} == m["counts"]
     for fig in ("dataset_examples", "split_counts", "split_examples", "pretrain_loss", "base_samples"):
